@@ -1,0 +1,1 @@
+"""robolearn: Hydra + Lightning robot learning."""

@@ -1,0 +1,1 @@
+"""LeRobotDataset v3.0 reading, writing, conversion and the Lightning DataModule."""
