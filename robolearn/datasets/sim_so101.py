@@ -1,0 +1,288 @@
+"""The embedded default dataset: SO-101 pick-and-place demonstrations recorded in MuJoCo.
+
+``generate_so101_pick_place(root)`` rolls out the scripted expert of ``lerobot-env-so101``
+(``PickPlaceController`` on ``SO101PickPlace-v0`` with random block and goal positions, see
+:mod:`robolearn.envs.so101` for the env facts and units) and records the **successful** episodes with
+:class:`~robolearn.datasets.writer.LeRobotDatasetWriter`. A failed attempt (none seen at 10 fps in our
+measurements) is skipped and the next attempt seed is tried, so every episode ends with the block placed.
+
+Columns (per frame t, lerobot convention):
+
+- ``observation.state`` (6,): 5 arm joint angles in radians + jaw opening normalized to [0, 1].
+- ``observation.environment_state`` (6,): block centre and goal centre in metres (privileged; exclude it
+  with ``dataset.exclude_features=[observation.environment_state]`` for a pixels+joints policy; the goal is
+  drawn in the image as a green disc).
+- ``observation.images.<camera>`` video (H, W, 3).
+- ``action`` (4,): the expert's native command ``[dx, dy, dz, grasp]``: ``dx..dz`` in [-1, 1] x 0.025 m per
+  step (grasp-point displacement target), ``grasp`` absolute in [0, 1] (0 closed, 1 open). Feed it straight
+  to ``SO101PickPlaceSim.step`` to evaluate a policy.
+- ``next.reward`` float32 (sparse, 1.0 on the last frame), ``next.success`` / ``next.done`` bool (True on the
+  last frame only).
+
+Generation is deterministic given ``seed`` (attempt ``k`` resets the env with the ``k``-th draw of
+``numpy.random.default_rng(seed)``), written into a hidden temporary sibling of ``root`` and moved to
+``root`` with ``os.replace`` only when complete. A ``root`` that already holds ``meta/info.json`` is returned
+as is (the cache), so an interrupted run never leaves a half dataset that a later run would trust.
+``meta/generation.json`` records the parameters, package versions and episode seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REPO_ID = "robolearn/so101_pick_place_sim"
+DEFAULT_NUM_EPISODES = 40
+DEFAULT_FPS = 10
+DEFAULT_IMAGE_SIZE = 96
+DEFAULT_CAMERA = "workspace"
+ROBOT_TYPE = "so101_sim"
+GENERATION_FILE = "meta/generation.json"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib_metadata.version(dist)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_tmp_dirs(root: Path) -> None:
+    """Delete temporary siblings left by generator processes that no longer run (hard kills)."""
+    prefix = f".{root.name}.tmp-"
+    if not root.parent.is_dir():
+        return
+    for p in root.parent.iterdir():
+        if not (p.is_dir() and p.name.startswith(prefix)):
+            continue
+        try:
+            pid = int(p.name[len(prefix):].split("-")[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            log.info("Removing stale partial dataset %s", p)
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _progress(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="ep", dynamic_ncols=True)
+
+
+def generate_so101_pick_place(
+    root: str | os.PathLike,
+    repo_id: str = DEFAULT_REPO_ID,
+    num_episodes: int = DEFAULT_NUM_EPISODES,
+    fps: int = DEFAULT_FPS,
+    image_size: int | tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    camera: str = DEFAULT_CAMERA,
+    seed: int = 0,
+    vcodec: str = "auto",
+    max_steps: int | None = None,
+    only_successful: bool = True,
+    max_attempts: int | None = None,
+    include_env_state: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Generate (or return the cached) SO-101 pick-and-place dataset at ``root``.
+
+    Args:
+        root: dataset folder to create. If it already holds ``meta/info.json`` it is returned unchanged
+            (a warning is logged when its ``meta/generation.json`` records other parameters), unless
+            ``overwrite``.
+        repo_id: recorded in the dataset (nothing is uploaded).
+        num_episodes: episodes to record.
+        fps: control and recording rate. 10 is the env's native rate the expert is calibrated for; other
+            rates are supported by :class:`~robolearn.envs.so101.SO101PickPlaceSim` but the expert gets
+            slower and less reliable (at 20 fps: 9/10 successes, 88-196 steps per episode).
+        image_size: ``H`` (square) or ``(H, W)`` of the camera.
+        camera: a key of :data:`robolearn.envs.so101.CAMERAS` (``"workspace"`` or ``"front"``).
+        seed: seed of the episode seeds; same seed -> same dataset.
+        vcodec: video codec passed to the writer (``"auto"``, ``"libsvtav1"``, ``"libx264"``, ...).
+        max_steps: cut episodes after this many steps (for tests; a cut episode is not a success).
+        only_successful: record only episodes in which the expert succeeded. With False every attempt is
+            recorded and ``next.success`` tells which succeeded.
+        max_attempts: give up after this many rollouts (default ``2 * num_episodes + 10``).
+        include_env_state: record ``observation.environment_state`` (block and goal positions).
+        overwrite: regenerate even if ``root`` holds a dataset (the old one is replaced only on success).
+        progress: show a progress bar over episodes.
+
+    Returns:
+        ``root`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        FileExistsError: ``root`` exists, is not empty and holds no dataset (never deleted implicitly).
+        RuntimeError: fewer than ``num_episodes`` successful episodes within ``max_attempts``.
+    """
+    from robolearn.datasets.writer import LeRobotDatasetWriter
+    from robolearn.envs.so101 import TASK, SO101PickPlaceSim, rollout_expert
+
+    root = Path(root).expanduser()
+    if num_episodes < 1:
+        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+    max_attempts = 2 * num_episodes + 10 if max_attempts is None else max_attempts
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
+    params: dict[str, Any] = {
+        "repo_id": repo_id,
+        "num_episodes": int(num_episodes),
+        "fps": int(fps),
+        "image_size": list(size),
+        "camera": camera,
+        "seed": int(seed),
+        "vcodec": vcodec,
+        "max_steps": max_steps,
+        "only_successful": bool(only_successful),
+        "include_env_state": bool(include_env_state),
+    }
+
+    if (root / "meta" / "info.json").is_file() and not overwrite:
+        _warn_if_params_differ(root, params)
+        log.info("Using the cached dataset at %s", root)
+        return root
+    if root.exists() and not (root / "meta" / "info.json").is_file():
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        else:
+            raise FileExistsError(f"{root} exists and does not hold a LeRobotDataset; move or delete it first")
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp_dirs(root)
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{time.time_ns()}"
+
+    episode_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=max_attempts).tolist()
+    recorded: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    sim = SO101PickPlaceSim(camera=camera, image_size=size, fps=fps)
+    try:
+        features = sim.features()
+        if not include_env_state:
+            features.pop("observation.environment_state")
+        features["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
+        features["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
+        features["next.done"] = {"dtype": "bool", "shape": [1], "names": None}
+
+        bar = _progress(num_episodes, f"SO-101 pick-place demos -> {root.name}") if progress else None
+        with LeRobotDatasetWriter.create(
+            repo_id, fps, features, tmp, robot_type=ROBOT_TYPE, use_videos=True, vcodec=vcodec
+        ) as writer:
+            for ep_seed in episode_seeds:
+                if len(recorded) >= num_episodes:
+                    break
+                frames, success = rollout_expert(sim, seed=int(ep_seed), max_steps=max_steps)
+                attempts.append({"seed": int(ep_seed), "success": bool(success), "length": len(frames)})
+                if only_successful and not success:
+                    log.warning("Expert failed on episode seed %d; skipping it", ep_seed)
+                    continue
+                for frame in frames:
+                    if not include_env_state:
+                        frame.pop("observation.environment_state")
+                    writer.add_frame({**frame, "task": TASK})
+                writer.save_episode()
+                recorded.append(attempts[-1])
+                if bar is not None:
+                    bar.set_postfix(attempts=len(attempts), frames=writer.total_frames, refresh=False)
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
+        if len(recorded) < num_episodes:
+            raise RuntimeError(
+                f"only {len(recorded)}/{num_episodes} successful episodes in {len(attempts)} attempts"
+            )
+
+        generation = {
+            "generator": "robolearn.datasets.sim_so101.generate_so101_pick_place",
+            "params": params,
+            "env": "lerobot_env_so101/SO101PickPlace-v0 (random_block_position=True)",
+            "expert": "lerobot_env_so101.scripted.PickPlaceController",
+            "action_scale_m_per_unit": sim.action_scale,
+            "task": TASK,
+            "versions": {d: _version(d) for d in ("lerobot-env-so101", "mujoco", "gymnasium", "robolearn")},
+            "episodes": recorded,
+            "attempts": len(attempts),
+            "failed_attempts": [a for a in attempts if not a["success"]],
+        }
+        (tmp / GENERATION_FILE).write_text(json.dumps(generation, indent=4) + "\n")
+
+        if overwrite and root.exists():
+            old = root.parent / f".{root.name}.old-{os.getpid()}-{time.time_ns()}"
+            os.replace(root, old)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, root)
+        except OSError:
+            if (root / "meta" / "info.json").is_file():  # another process finished first: use its dataset
+                log.info("%s was created concurrently; discarding this run's copy", root)
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        sim.close()
+
+    total_frames = sum(a["length"] for a in recorded)
+    log.info(
+        "Generated %d episodes (%d frames, %d attempts) at %s in %.1f s",
+        len(recorded), total_frames, len(attempts), root, time.perf_counter() - t0,
+    )
+    return root
+
+
+def _warn_if_params_differ(root: Path, params: dict[str, Any]) -> None:
+    path = root / GENERATION_FILE
+    if not path.is_file():
+        return
+    try:
+        stored = json.loads(path.read_text()).get("params", {})
+    except (OSError, ValueError):
+        return
+    diff = {k: (stored.get(k), v) for k, v in params.items() if stored.get(k) != v}
+    if diff:
+        log.warning(
+            "Cached dataset at %s was generated with other parameters (stored, requested): %s. "
+            "Delete it (or pass overwrite=True) to regenerate.", root, diff,
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import argparse
+
+    logging.basicConfig(level=logging.INFO)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("--num-episodes", type=int, default=DEFAULT_NUM_EPISODES)
+    ap.add_argument("--fps", type=int, default=DEFAULT_FPS)
+    ap.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
+    ap.add_argument("--camera", default=DEFAULT_CAMERA)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--vcodec", default="auto")
+    ap.add_argument("--overwrite", action="store_true")
+    a = ap.parse_args()
+    generate_so101_pick_place(
+        a.root, num_episodes=a.num_episodes, fps=a.fps, image_size=a.image_size, camera=a.camera,
+        seed=a.seed, vcodec=a.vcodec, overwrite=a.overwrite,
+    )

