@@ -1,0 +1,266 @@
+"""``PolicyModule``: the LightningModule every robolearn policy derives from.
+
+It owns what all imitation policies share: the features, a :class:`Normalizer` whose statistics are buffers
+(saved in Lightning checkpoints and in ``model.safetensors``), the training/validation steps, optimizer and
+scheduler construction from Hydra ``_partial_`` configs, and the action queue used by ``select_action``.
+
+A subclass implements ``compute_loss``, ``_predict_chunk`` and ``delta_indices`` and may override
+``get_optim_params``, ``default_optimizer``, ``default_lr_scheduler``, ``_prepare_observation`` and ``reset``.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+from typing import Any, Callable, Mapping
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from robolearn.features import ACTION, FeatureType, NormalizationMode, PolicyFeature
+from robolearn.policies.normalize import Normalizer, coerce_norm_map
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+def coerce_features(features: Mapping[str, Any]) -> dict[str, PolicyFeature]:
+    """Accept ``PolicyFeature`` values or ``{type, shape}`` mappings (what Hydra's instantiate passes)."""
+    out: dict[str, PolicyFeature] = {}
+    for key, value in features.items():
+        if isinstance(value, PolicyFeature):
+            out[str(key)] = value
+        elif isinstance(value, Mapping) or hasattr(value, "keys"):
+            t = value["type"]
+            out[str(key)] = PolicyFeature(FeatureType(getattr(t, "value", t)), tuple(int(s) for s in value["shape"]))
+        else:
+            raise TypeError(f"feature '{key}' must be a PolicyFeature or a {{type, shape}} mapping, got {type(value)}")
+    return out
+
+
+def to_primitive(value: Any) -> Any:
+    """Convert OmegaConf containers, tuples and enums to plain dict/list/str so checkpoints load with
+    ``torch.load(weights_only=True)``."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(value, (DictConfig, ListConfig)):
+            value = OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, Mapping):
+        return {str(getattr(k, "value", k)): to_primitive(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_primitive(v) for v in value]
+    if isinstance(value, (FeatureType, NormalizationMode)):
+        return value.value
+    return value
+
+
+def _wants_arg(factory: Callable, name: str) -> bool:
+    """True if ``factory`` has a parameter ``name`` that a partial has not bound (so we should fill it)."""
+    import functools
+
+    if isinstance(factory, functools.partial) and name in (factory.keywords or {}):
+        return False
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return False
+    return name in sig.parameters
+
+
+class PolicyModule(L.LightningModule):
+    """Base LightningModule for policies that map observations to action chunks.
+
+    Args:
+        features: ``{dataset key: PolicyFeature}`` (or ``{type, shape}`` mappings) for every input and the
+            ``action`` output; cameras are ``(C, H, W)``.
+        stats: ``{key: {stat: array}}`` dataset statistics, or ``None`` when the normalizer buffers will be
+            loaded from a checkpoint.
+        optimizer: callable ``optimizer(params) -> torch.optim.Optimizer`` (a Hydra ``_partial_`` node);
+            ``None`` uses :meth:`default_optimizer` (the paper's optimizer).
+        lr_scheduler: callable ``lr_scheduler(optimizer, [num_training_steps]) -> LRScheduler`` or ``None``
+            (use :meth:`default_lr_scheduler`) or ``False`` (no scheduler). ``num_training_steps`` is filled
+            from ``trainer.estimated_stepping_batches`` when the callable has such a parameter that the
+            partial does not bind (e.g. ``diffusers.optimization.get_scheduler``). Stepped every optimizer step.
+        normalization_mapping: ``{FeatureType name: NormalizationMode name}``; ``None`` uses the class's
+            ``default_normalization_mapping``.
+        use_imagenet_stats: use ImageNet mean/std for cameras (for ImageNet-pretrained backbones).
+
+    Batches are dicts in lerobot's collated layout, raw (unnormalized); ``training_step`` normalizes them.
+    Subclasses must call :meth:`_save_policy_hparams` at the end of their ``__init__`` so that
+    ``load_from_checkpoint`` can rebuild them.
+    """
+
+    default_normalization_mapping: dict[str, str] = {
+        "VISUAL": "MEAN_STD",
+        "STATE": "MEAN_STD",
+        "ENV": "MEAN_STD",
+        "ACTION": "MEAN_STD",
+    }
+
+    def __init__(
+        self,
+        features: Mapping[str, Any],
+        stats: Mapping[str, Mapping[str, Any]] | None = None,
+        optimizer: OptimizerFactory | None = None,
+        lr_scheduler: Callable | None | bool = None,
+        normalization_mapping: Mapping[str, str] | None = None,
+        use_imagenet_stats: bool = False,
+    ):
+        super().__init__()
+        self.features = coerce_features(features)
+        if ACTION not in self.features:
+            raise KeyError(f"features must contain '{ACTION}' (the policy output); got {sorted(self.features)}")
+        norm_map = coerce_norm_map(normalization_mapping or self.default_normalization_mapping)
+        self.normalizer = Normalizer(self.features, stats, norm_map, use_imagenet_stats=use_imagenet_stats)
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self.run_config: dict | None = None  # attached by train.py; used by the ExportPretrained callback
+        self._action_queue: collections.deque[Tensor] = collections.deque()
+
+    # ------------------------------------------------------------------ features
+    @property
+    def input_features(self) -> dict[str, PolicyFeature]:
+        """All features except the action output (and rewards)."""
+        return {k: f for k, f in self.features.items() if f.type not in (FeatureType.ACTION, FeatureType.REWARD)}
+
+    @property
+    def image_keys(self) -> list[str]:
+        """Camera keys, in ``features`` order."""
+        return [k for k, f in self.features.items() if f.type is FeatureType.VISUAL]
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.features[ACTION].shape[0])
+
+    def _feature_key(self, ftype: FeatureType) -> str | None:
+        keys = [k for k, f in self.features.items() if f.type is ftype]
+        if len(keys) > 1:
+            raise ValueError(f"more than one {ftype.value} feature: {keys}; this policy accepts one")
+        return keys[0] if keys else None
+
+    def _save_policy_hparams(self, frame=None) -> None:
+        """Save the subclass's constructor arguments as hyper-parameters, serializably.
+
+        ``stats``, ``optimizer`` and ``lr_scheduler`` are left out (stats are buffers; the optimizer is a
+        training-time callable); ``features`` is stored as ``{key: {type, shape}}``.
+        """
+        frame = frame or inspect.currentframe().f_back
+        self.save_hyperparameters(ignore=["stats", "optimizer", "lr_scheduler"], frame=frame)
+        for name in list(self._hparams):
+            self._hparams[name] = to_primitive(self._hparams[name])
+        self._hparams["features"] = {k: f.to_dict() for k, f in self.features.items()}
+        self._hparams_initial = type(self._hparams)(dict(self._hparams))
+
+    # ------------------------------------------------------------------ to implement
+    @property
+    def delta_indices(self) -> dict[str, list[int]]:
+        """``{dataset key: [int frame offsets]}`` for the keys this policy needs as temporal windows."""
+        raise NotImplementedError
+
+    @property
+    def n_action_steps(self) -> int:
+        """How many actions of a predicted chunk ``select_action`` executes before predicting again."""
+        return int(self.hparams.get("n_action_steps", 1))
+
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float | Tensor]]:
+        """Loss on a **normalized** batch: ``(scalar loss, {name: scalar})``."""
+        raise NotImplementedError
+
+    def _predict_chunk(self, batch: dict[str, Any]) -> Tensor:
+        """Action chunk ``(B, n, action_dim)`` in normalized space from a **normalized** observation batch."""
+        raise NotImplementedError
+
+    def _prepare_observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+        """Hook for ``select_action``: turn one raw single-frame observation into what
+        ``predict_action_chunk`` takes (e.g. stack an observation history). Default: unchanged."""
+        return observation
+
+    # ------------------------------------------------------------------ inference
+    def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float | Tensor]]:
+        """Loss on a raw batch: normalize, then :meth:`compute_loss`."""
+        return self.compute_loss(self.normalizer.normalize(batch))
+
+    @torch.no_grad()
+    def predict_action_chunk(self, observation: dict[str, Tensor]) -> Tensor:
+        """Predict an action chunk from a raw observation batch.
+
+        Args:
+            observation: raw (unnormalized) inputs, batched, in the layout the policy's ``delta_indices``
+                implies (see the subclass).
+        Returns:
+            ``(B, n_action_steps, action_dim)`` actions in the dataset's units (unnormalized).
+        """
+        obs = self.normalizer.normalize(observation, keys=list(self.input_features))
+        chunk = self._predict_chunk(obs)
+        return self.normalizer.unnormalize_tensor(ACTION, chunk)
+
+    @torch.no_grad()
+    def select_action(self, observation: dict[str, Tensor]) -> Tensor:
+        """Return the next action ``(B, action_dim)`` (unnormalized) for one raw observation frame.
+
+        ``observation`` holds single frames: states ``(B, D)``, cameras ``(B, C, H, W)`` in [0, 1]. A chunk
+        is predicted when the queue is empty and its first ``n_action_steps`` actions are queued, so
+        ``n_action_steps`` calls cost one inference. Call ``eval()`` first and :meth:`reset` between episodes.
+        """
+        obs = self._prepare_observation(observation)
+        if not self._action_queue:
+            chunk = self.predict_action_chunk(obs)[:, : self.n_action_steps]
+            self._action_queue.extend(chunk.transpose(0, 1))
+        return self._action_queue.popleft()
+
+    def reset(self) -> None:
+        """Clear the action queue (and, in subclasses, observation history); call at episode start."""
+        self._action_queue.clear()
+
+    # ------------------------------------------------------------------ training
+    def _batch_size(self, batch: Mapping[str, Any]) -> int:
+        return int(batch[ACTION].shape[0]) if ACTION in batch else 1
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss, info = self(batch)
+        bs = self._batch_size(batch)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
+        for name, value in info.items():
+            self.log(f"train/{name}", value, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss, info = self(batch)
+        bs = self._batch_size(batch)
+        self.log("val/loss", loss, prog_bar=True, batch_size=bs, sync_dist=True)
+        for name, value in info.items():
+            self.log(f"val/{name}", value, batch_size=bs, sync_dist=True)
+        return loss
+
+    def get_optim_params(self) -> Any:
+        """Parameters or param groups handed to the optimizer factory (default: all trainable params)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
+        """The optimizer used when ``optimizer`` is ``None`` (subclasses give the paper's)."""
+        return torch.optim.AdamW(params, lr=1e-4)
+
+    def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        """The scheduler used when ``lr_scheduler`` is ``None`` (default: none)."""
+        return None
+
+    def configure_optimizers(self) -> Any:
+        params = self.get_optim_params()
+        factory = self.optimizer_factory
+        optimizer = factory(params) if factory is not None else self.default_optimizer(params)
+        sched_factory = self.lr_scheduler_factory
+        if sched_factory is False:
+            scheduler = None
+        elif sched_factory is None:
+            scheduler = self.default_lr_scheduler(optimizer)
+        else:
+            kwargs = {}
+            if _wants_arg(sched_factory, "num_training_steps"):
+                kwargs["num_training_steps"] = int(self.trainer.estimated_stepping_batches)
+            scheduler = sched_factory(optimizer=optimizer, **kwargs)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

@@ -1,0 +1,118 @@
+"""Export a trained policy to a self-contained folder and load it back.
+
+Folder layout (``pretrained_model/``):
+
+- ``config.yaml``: the resolved run config (when given) whose ``policy`` node carries ``_target_``, every
+  constructor hyper-parameter and the ``features`` (``{key: {type, shape}}``);
+- ``model.safetensors``: the full state dict, normalizer statistics included;
+- ``stats.json``: the normalization statistics, ``{feature: {stat: nested list}}``, for other tools.
+
+``load_policy`` rebuilds the module from ``config.yaml`` and loads ``model.safetensors`` strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from robolearn.policies.base import PolicyModule, to_primitive
+
+CONFIG_NAME = "config.yaml"
+WEIGHTS_NAME = "model.safetensors"
+STATS_NAME = "stats.json"
+
+# Constructor arguments that only matter for training and are not needed to rebuild the policy.
+_TRAINING_ONLY = ("optimizer", "lr_scheduler", "stats")
+
+
+def policy_config(policy: PolicyModule, run_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config written to ``config.yaml``: ``run_config`` with its ``policy`` node completed by
+    ``_target_``, the policy's hyper-parameters and ``features``."""
+    config = to_primitive(dict(run_config)) if run_config is not None else {}
+    node = dict(config.get("policy") or {})
+    cls = type(policy)
+    node["_target_"] = f"{cls.__module__}.{cls.__qualname__}"
+    for key, value in policy.hparams.items():
+        node[key] = to_primitive(value)
+    node["features"] = {k: f.to_dict() for k, f in policy.features.items()}
+    config["policy"] = node
+    return config
+
+
+def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: Mapping[str, Any] | None = None) -> Path:
+    """Write ``config.yaml``, ``model.safetensors`` and ``stats.json`` into ``directory``, atomically.
+
+    The files are written into a temporary sibling folder which then replaces ``directory`` by renames, so
+    an interrupted export leaves either the previous folder or the new one, never a half-written one.
+
+    Args:
+        policy: the module to export (its current weights; swap EMA weights in before calling if wanted).
+        directory: target folder, created or replaced.
+        config: the resolved run config (plain dict or DictConfig) or ``None``.
+    Returns:
+        The folder path.
+    """
+    from omegaconf import OmegaConf
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        OmegaConf.save(OmegaConf.create(policy_config(policy, config)), tmp / CONFIG_NAME)
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "robolearn_policy": type(policy).__name__})
+        with open(tmp / STATS_NAME, "w") as fh:
+            json.dump(policy.normalizer.stats_dict(), fh, indent=2)
+        old = None
+        if directory.exists():
+            old = directory.parent / f".{directory.name}.old-{os.getpid()}-{id(tmp)}"
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu", strict: bool = True) -> PolicyModule:
+    """Rebuild a policy saved by :func:`save_pretrained` (in eval mode, on ``map_location``).
+
+    The backbone is built without downloading pretrained weights (they are in ``model.safetensors``).
+
+    Raises:
+        FileNotFoundError: ``config.yaml`` or ``model.safetensors`` missing.
+        KeyError: the config has no ``policy._target_``.
+        RuntimeError: the weights do not match the rebuilt module (with ``strict``).
+    """
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path / name} not found (expected a folder written by save_pretrained)")
+    config = OmegaConf.to_container(OmegaConf.load(path / CONFIG_NAME), resolve=True)
+    node = dict(config.get("policy") or {})
+    if "_target_" not in node:
+        raise KeyError(f"{path / CONFIG_NAME} has no policy._target_")
+    cls = get_class(node.pop("_target_"))
+    for key in _TRAINING_ONLY:
+        node.pop(key, None)
+    node.pop("_partial_", None)
+    if "pretrained_backbone_weights" in node:
+        node["pretrained_backbone_weights"] = None
+    features = node.pop("features")
+    policy = cls(features=features, stats=None, **node)
+    state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+    policy.load_state_dict(state, strict=strict)
+    return policy.to(map_location).eval()
