@@ -1,0 +1,90 @@
+"""DataModule throughput on a lerobot-written dataset (samples/s), written to benchmarks/results/.
+
+Settings match the ones lerobot users report against: batch 32, shuffled, ``observation.image`` window
+[-0.1, 0.0] s, ``action`` window of 16 steps, 0 and 2 DataLoader workers.
+
+    python benchmarks/dataloading.py [--root ../shared/datasets/lerobot_written_pusht_random] [--batches 60]
+
+The first ``--warmup`` batches of each setting (worker start-up, decoder cache fill) are not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from robolearn.datasets.datamodule import LeRobotDataModule
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_ROOT = HERE.parent.parent / "shared" / "datasets" / "lerobot_written_pusht_random"
+
+
+def measure(root: Path, num_workers: int, batches: int, warmup: int, batch_size: int, **dm_kwargs) -> dict:
+    dm = LeRobotDataModule(
+        repo_id="bench/pusht_random", root=root, val_fraction=0.0, batch_size=batch_size,
+        num_workers=num_workers, persistent_workers=num_workers > 0, seed=0, **dm_kwargs,
+    )
+    dm.set_delta_indices({"observation.image": [-1, 0], "action": list(range(16))})
+    dm.setup("fit")
+    n_seen, t0, done = 0, None, 0
+    while done < batches + warmup:
+        for batch in dm.train_dataloader():
+            done += 1
+            if done == warmup:
+                t0 = time.perf_counter()
+            elif done > warmup:
+                n_seen += batch["action"].shape[0]
+            if done >= batches + warmup:
+                break
+    elapsed = time.perf_counter() - t0
+    return {
+        "num_workers": num_workers,
+        "batches_timed": batches,
+        "samples": n_seen,
+        "seconds": round(elapsed, 3),
+        "samples_per_s": round(n_seen / elapsed, 1),
+        "image_batch_shape": list(batch["observation.image"].shape),
+        "action_batch_shape": list(batch["action"].shape),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    p.add_argument("--batches", type=int, default=60)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    p.add_argument("--out", type=Path, default=HERE / "results" / "dataloading.json")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+
+    results = []
+    for w in args.workers:
+        r = measure(args.root, w, args.batches, args.warmup, args.batch_size)
+        print(f"workers={w}: {r['samples_per_s']:.1f} samples/s  ({r['samples']} samples in {r['seconds']} s)")
+        results.append(r)
+    record = {
+        "benchmark": "dataloading",
+        "dataset": str(args.root.name),
+        "batch_size": args.batch_size,
+        "windows": {"observation.image": [-0.1, 0.0], "action": "16 steps"},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(),
+                    "python": platform.python_version(), "torch": torch.__version__},
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

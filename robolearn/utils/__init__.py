@@ -1,0 +1,1 @@
+"""Small shared utilities (config schemas, logging helpers)."""

@@ -1,0 +1,77 @@
+"""Train a policy: ``python train.py [group=option ...] [key=value ...]``.
+
+Builds the DataModule from ``cfg.dataset``, the policy from ``cfg.policy`` with the dataset's features
+and stats, the Lightning Trainer from ``cfg.trainer`` (+ loggers and callbacks), then fits. The same
+code trains every policy family; nothing here depends on which one is selected.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from robolearn.utils.schema import register_schemas
+
+log = logging.getLogger("robolearn.train")
+register_schemas()
+
+
+def instantiate_group(node: DictConfig | None) -> list:
+    """Instantiate every ``_target_`` entry of a dict-shaped group (``logger``, ``callbacks``)."""
+    if not node:
+        return []
+    return [instantiate(v) for v in node.values() if isinstance(v, DictConfig) and "_target_" in v]
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
+    """``"last"`` means ``<output_dir>/checkpoints/last.ckpt`` (FileNotFoundError if it is absent)."""
+    if ckpt_path != "last":
+        return ckpt_path
+    path = Path(output_dir) / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path=last but {path} does not exist; point hydra.run.dir at the run to resume"
+        )
+    return str(path)
+
+
+def run_config(cfg: DictConfig) -> dict:
+    """The resolved run config without Hydra's own node (saved with checkpoints and exports)."""
+    return {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
+            for k, v in cfg.items() if k != "hydra"}
+
+
+def train(cfg: DictConfig):
+    """Run one training job from a composed config; returns ``(trainer, policy, datamodule)``."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.dataset)
+    policy = instantiate(cfg.policy, features=datamodule.features, stats=datamodule.stats)
+    datamodule.set_delta_indices(policy.delta_indices)
+    policy.run_config = run_config(cfg)
+
+    trainer = instantiate(
+        cfg.trainer, logger=instantiate_group(cfg.get("logger")) or False,
+        callbacks=instantiate_group(cfg.get("callbacks")),
+    )
+    if cfg.get("dry_run"):
+        log.info("dry_run: stopping before fit\n%s", OmegaConf.to_yaml(cfg))
+        return trainer, policy, datamodule
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    trainer.fit(policy, datamodule=datamodule, ckpt_path=ckpt_path)
+    return trainer, policy, datamodule
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    trainer, _, _ = train(cfg)
+    loss = trainer.callback_metrics.get("train/loss")
+    return float(loss) if loss is not None else None
+
+
+if __name__ == "__main__":
+    main()
