@@ -1,0 +1,493 @@
+"""``LeRobotDataset``: a map-style reader for LeRobotDataset v3.0 folders (lerobot's item layout).
+
+Tabular columns of the selected episodes are read once with pyarrow into contiguous numpy arrays; ``__getitem__``
+is then numpy indexing (with a vectorized window gather for ``delta_timestamps``) plus, for video features, frame
+decoding through :class:`robolearn.datasets.video.VideoFrameReader` (lazy per-process containers and a whole-file
+decoded-frame cache). The dataset is picklable and safe to use with forked DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from robolearn.datasets.constants import INFO_PATH
+from robolearn.datasets.errors import DatasetFormatError
+from robolearn.datasets.metadata import LeRobotDatasetMetadata
+from robolearn.datasets.video import VideoFrameReader
+from robolearn.features import camera_shape_chw
+
+__all__ = ["LeRobotDataset", "check_delta_timestamps", "get_delta_indices"]
+
+_INDEX_KEYS = ("index", "episode_index", "frame_index", "task_index")
+_SUPPORTED_BACKENDS = (None, "pyav", "video_reader")
+
+
+def check_delta_timestamps(
+    delta_timestamps: Mapping[str, Sequence[float]], fps: float, tolerance_s: float, features: Iterable[str] | None = None
+) -> None:
+    """Validate ``{key: [seconds, ...]}``.
+
+    Raises:
+        KeyError: a key that is not in ``features`` (when given); the message names it.
+        ValueError: a delta that is not a multiple of ``1/fps`` within ``tolerance_s`` seconds (names key and value),
+            or an empty / non-numeric list.
+    """
+    feats = set(features) if features is not None else None
+    for key, deltas in delta_timestamps.items():
+        if feats is not None and key not in feats:
+            raise KeyError(
+                f"delta_timestamps key {key!r} is not a feature of this dataset (features: {sorted(feats)})"
+            )
+        if isinstance(deltas, (str, bytes)) or not isinstance(deltas, Iterable):
+            raise ValueError(f"delta_timestamps[{key!r}] must be a list of seconds, got {deltas!r}")
+        deltas = list(deltas)
+        if not deltas:
+            raise ValueError(f"delta_timestamps[{key!r}] is empty")
+        for d in deltas:
+            try:
+                d = float(d)
+            except (TypeError, ValueError):
+                raise ValueError(f"delta_timestamps[{key!r}] has a non-numeric value {d!r}") from None
+            if not math.isfinite(d) or abs(d - round(d * fps) / fps) > tolerance_s:
+                raise ValueError(
+                    f"delta_timestamps[{key!r}] value {d} s is not a multiple of 1/fps = {1 / fps:.6g} s "
+                    f"(fps={fps}) within tolerance_s={tolerance_s}"
+                )
+
+
+def get_delta_indices(delta_timestamps: Mapping[str, Sequence[float]], fps: float) -> dict[str, np.ndarray]:
+    """``{key: round(delta * fps)}`` as int64 arrays (frame offsets)."""
+    return {k: np.asarray([round(float(d) * fps) for d in v], dtype=np.int64) for k, v in delta_timestamps.items()}
+
+
+def _flatten_list_column(col: pa.ChunkedArray, key: str, path: Path, n: int, width: int) -> np.ndarray:
+    """Flatten (possibly nested) list / fixed_size_list columns to a 1-D numpy array of n*width values."""
+    arr = col
+    while pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type):
+        lengths = pc.list_value_length(arr)
+        if lengths.null_count:
+            raise DatasetFormatError(f"{path}: column {key!r} has null rows")
+        arr = pc.list_flatten(arr)
+    values = arr.to_numpy() if isinstance(arr, pa.Array) else arr.to_numpy()
+    if values.shape[0] != n * width:
+        raise DatasetFormatError(
+            f"{path}: column {key!r} holds {values.shape[0]} values for {n} rows; info.json shape implies {width} per row"
+        )
+    return values
+
+
+def _column_to_numpy(col: pa.ChunkedArray, spec: dict, key: str, path: Path) -> np.ndarray:
+    dtype = spec["dtype"]
+    n = len(col)
+    if dtype == "image":
+        if not pa.types.is_struct(col.type):
+            raise DatasetFormatError(f"{path}: image column {key!r} must be struct<bytes, path>, got {col.type}")
+        combined = col.combine_chunks()
+        names = [combined.type.field(i).name for i in range(combined.type.num_fields)]
+        raw = combined.field("bytes").to_pylist() if "bytes" in names else [None] * n
+        paths = combined.field("path").to_pylist() if "path" in names else [None] * n
+        out = np.empty(n, dtype=object)
+        for i, (b, p) in enumerate(zip(raw, paths)):
+            out[i] = b if b is not None else p
+        return out
+    if dtype in ("string", "language"):
+        out = np.empty(n, dtype=object)
+        out[:] = col.to_pylist()
+        return out
+    shape = tuple(spec["shape"])
+    width = int(np.prod(shape))
+    t = col.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        values = _flatten_list_column(col, key, path, n, width)
+    else:
+        if width != 1:
+            raise DatasetFormatError(f"{path}: column {key!r} is a scalar column but info.json shape is {list(shape)}")
+        values = col.to_numpy()
+    if key in _INDEX_KEYS:
+        target = np.int64
+    else:
+        target = np.float32  # numeric features (float, int, bool) are served as float32
+    values = np.asarray(values, dtype=target)
+    if width == 1 and len(shape) == 1:
+        return values.reshape(n)
+    return values.reshape((n, *shape))
+
+
+class LeRobotDataset(torch.utils.data.Dataset):
+    """Map-style dataset over a LeRobotDataset v3.0 folder (or Hub repo), returning lerobot's item layout.
+
+    Item (``dataset[i]``), ``i`` in ``[0, len(dataset))`` over the frames of the selected episodes in global
+    ``index`` order:
+
+    - numeric features: float32 tensors; shape ``(1,)`` features are 0-d, vectors ``(D,)``;
+    - ``index``, ``episode_index``, ``frame_index``, ``task_index``: int64 0-d; ``timestamp``: float32 0-d (seconds);
+    - camera features (``video`` and ``image``): float32 ``(C, H, W)`` in [0, 1], or uint8 if ``return_uint8``;
+    - ``task``: the task string;
+    - for each key of ``delta_timestamps``: a leading time dim ``T`` (vectors ``(T, D)``, cameras ``(T, C, H, W)``)
+      and ``<key>_is_pad``: bool ``(T,)``, True where the requested frame lies outside the episode (the value there
+      repeats the first / last frame of the episode).
+
+    Args:
+        repo_id: ``"owner/name"``.
+        root: local dataset folder; None → ``$HF_LEROBOT_HOME/<repo_id>`` or the Hub (see :mod:`.hub`), downloading
+            only ``meta/`` and the data / video files of the selected episodes.
+        episodes: episode indices to load (only their data files are read); None → all.
+        delta_timestamps: ``{key: [seconds, ...]}`` offsets relative to the current frame; each must be a multiple
+            of ``1/fps`` within ``tolerance_s``.
+        tolerance_s: seconds; tolerance for delta checks and for matching decoded video frames to their times.
+        revision: Hub revision (default tag ``"v3.0"``).
+        video_backend: ``None`` / ``"pyav"`` (``"video_reader"`` is an alias); ``"torchcodec"`` falls back to PyAV with
+            a warning.
+        image_transforms: callable applied to each camera tensor (float ``(C,H,W)`` or ``(T,C,H,W)``).
+        download_videos: False drops the video features: no mp4 is downloaded or opened and items have no video keys
+            (tabular-only loading, e.g. for datasets whose mp4s are absent).
+        return_uint8: return camera frames as uint8 instead of float32 in [0, 1].
+        video_cache_mb: per-process budget (MiB) of the whole-file decoded-frame cache; 0 disables it (seek path
+            only). See :class:`~robolearn.datasets.video.VideoFrameReader`.
+
+    Attributes:
+        episode_indices: int64 ``(E,)`` selected episode indices, in dataset order.
+        ep_from, ep_to: int64 ``(E,)`` positions ``[from, to)`` of each selected episode in this dataset (0..len).
+        episode_data_index: ``{"from": LongTensor (E,), "to": LongTensor (E,)}``, the same as tensors.
+
+    Raises:
+        FileNotFoundError: a metadata or data file is missing (names it). A missing *video* file only raises when an
+            item needs it (naming the file and the episode).
+        KeyError: an unknown episode, or a ``delta_timestamps`` key that is not a feature.
+        ValueError: a misaligned delta; ``DatasetFormatError`` / ``BackwardCompatibilityError`` (ValueErrors) for
+            malformed or old datasets. ``FrameTimestampError`` (ValueError) from ``__getitem__`` when a decoded frame
+            is farther than ``tolerance_s`` from the requested time.
+    """
+
+    def __init__(
+        self,
+        repo_id: str,
+        root: str | Path | None = None,
+        episodes: Sequence[int] | None = None,
+        delta_timestamps: Mapping[str, Sequence[float]] | None = None,
+        tolerance_s: float = 1e-4,
+        revision: str | None = None,
+        video_backend: str | None = None,
+        image_transforms: Callable | None = None,
+        download_videos: bool = True,
+        return_uint8: bool = False,
+        video_cache_mb: float = 512,
+    ):
+        super().__init__()
+        self.repo_id = repo_id
+        self.revision = revision
+        self.tolerance_s = float(tolerance_s)
+        self.image_transforms = image_transforms
+        self.download_videos = bool(download_videos)
+        self.return_uint8 = bool(return_uint8)
+        if video_backend not in _SUPPORTED_BACKENDS:
+            if video_backend == "torchcodec":
+                warnings.warn("video_backend='torchcodec' is not supported by robolearn; using PyAV", stacklevel=2)
+            else:
+                raise ValueError(f"video_backend must be one of None, 'pyav', 'video_reader'; got {video_backend!r}")
+        self.video_backend = "pyav"
+
+        from_hub = False
+        if root is None:
+            from robolearn.datasets.hub import get_lerobot_home
+
+            from_hub = not (get_lerobot_home() / repo_id / INFO_PATH).is_file()
+        self.meta = LeRobotDatasetMetadata(repo_id, root=root, revision=revision)
+        self.root = self.meta.root
+
+        # ---- episode selection
+        all_eps = self.meta.episodes.index.to_numpy(dtype=np.int64)
+        self.episodes = None if episodes is None else [int(e) for e in episodes]
+        if episodes is None:
+            sel = all_eps
+        else:
+            sel = np.unique(np.asarray([int(e) for e in episodes], dtype=np.int64))
+            unknown = np.setdiff1d(sel, all_eps)
+            if unknown.size:
+                raise KeyError(
+                    f"episodes {unknown.tolist()} are not in {self.root / 'meta/episodes'} "
+                    f"({len(all_eps)} episodes, {int(all_eps.min())}..{int(all_eps.max())})"
+                )
+            if sel.size == 0:
+                raise ValueError("episodes=[] selects nothing")
+        ep_rows = self.meta.episodes.loc[sel]
+
+        self._video_keys = list(self.meta.video_keys) if self.download_videos else []
+        self._dropped_keys = [] if self.download_videos else list(self.meta.video_keys)
+        self._image_keys = list(self.meta.image_keys)
+
+        # ---- Hub: fetch exactly the files the selected episodes reference
+        data_rel = {}
+        for e in sel:
+            data_rel.setdefault(str(self.meta.get_data_file_path(int(e))), []).append(int(e))
+        if from_hub:
+            from robolearn.datasets.hub import ensure_files
+
+            rel = list(data_rel)
+            for key in self._video_keys:
+                rel += [str(self.meta.get_video_file_path(int(e), key)) for e in sel]
+            self.root = ensure_files(repo_id, self.root, rel, revision=revision)
+
+        # ---- tabular data
+        self._load_tabular(data_rel, sel)
+
+        # ---- per-episode video lookup
+        self._vid_path: dict[str, list[str]] = {}
+        self._vid_from: dict[str, np.ndarray] = {}
+        ep_rows = self.meta.episodes.loc[self.episode_indices]
+        for key in self._video_keys:
+            col = f"videos/{key}/from_timestamp"
+            if col not in ep_rows.columns:
+                raise DatasetFormatError(
+                    f"{self.meta.root / 'meta/episodes'}: no column {col!r} for video feature {key!r}; load with "
+                    "download_videos=False to skip videos"
+                )
+            self._vid_path[key] = [
+                str(self.root / self.meta.get_video_file_path(int(e), key)) for e in self.episode_indices
+            ]
+            self._vid_from[key] = ep_rows[col].to_numpy(dtype=np.float64, copy=True)
+        self._video_reader = VideoFrameReader(cache_mb=video_cache_mb)
+
+        self._cam_chw = {k: camera_shape_chw(k, self.meta.features[k]) for k in self.meta.camera_keys}
+        self.delta_timestamps = None
+        self.delta_indices: dict[str, np.ndarray] | None = None
+        if delta_timestamps is not None:
+            self.set_delta_timestamps(delta_timestamps)
+
+    # ------------------------------------------------------------------ loading
+    def _load_tabular(self, data_rel: dict[str, list[int]], sel: np.ndarray) -> None:
+        feats = self.meta.features
+        keys = [k for k, f in feats.items() if f["dtype"] not in ("video", "language")]
+        for k in ("index", "episode_index", "timestamp"):
+            if k not in keys:
+                raise DatasetFormatError(f"{self.meta.root / INFO_PATH}: required feature {k!r} is not declared")
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        subset = self.episodes is not None
+        for rel, eps in data_rel.items():
+            path = self.root / rel
+            if not path.is_file():
+                raise FileNotFoundError(f"data file {path} not found (holds episodes {eps[:10]})")
+            names = set(pq.read_schema(path).names)
+            missing = [k for k in keys if k not in names]
+            if missing:
+                raise DatasetFormatError(
+                    f"{path}: columns {missing} declared in info.json features are absent (file has {sorted(names)})"
+                )
+            filters = [("episode_index", "in", eps)] if subset else None
+            table = pq.read_table(path, columns=keys, filters=filters)
+            for k in keys:
+                parts[k].append(_column_to_numpy(table.column(k), feats[k], k, path))
+        cols = {k: (np.concatenate(v) if len(v) > 1 else v[0]) for k, v in parts.items()}
+
+        # Rows in global `index` order, only selected episodes.
+        index = cols["index"]
+        keep = np.isin(cols["episode_index"], sel)
+        if not keep.all():
+            if not subset:
+                extra = np.unique(cols["episode_index"][~keep])[:10].tolist()
+                warnings.warn(
+                    f"{self.root / 'data'} holds rows of episodes {extra} that meta/episodes does not list; ignoring them",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            cols = {k: v[keep] for k, v in cols.items()}
+            index = cols["index"]
+        if index.size > 1 and np.any(np.diff(index) <= 0):
+            order = np.argsort(index, kind="stable")
+            cols = {k: v[order] for k, v in cols.items()}
+        for k, v in cols.items():
+            if isinstance(v, np.ndarray) and v.dtype != object:
+                cols[k] = np.ascontiguousarray(v)
+        self._cols = cols
+        n = len(cols["index"])
+        if n == 0:
+            raise DatasetFormatError(f"no frame rows found for episodes {sel[:10].tolist()} under {self.root / 'data'}")
+
+        ep = cols["episode_index"]
+        starts = np.r_[0, np.flatnonzero(np.diff(ep)) + 1]
+        ends = np.r_[starts[1:], n]
+        run_eps = ep[starts]
+        if len(np.unique(run_eps)) != len(run_eps):
+            raise DatasetFormatError(f"{self.root / 'data'}: the rows of some episode are not contiguous in index order")
+        absent = np.setdiff1d(sel, run_eps)
+        if absent.size:
+            raise DatasetFormatError(
+                f"episodes {absent[:10].tolist()} are listed in meta/episodes but have no rows in their data file"
+            )
+        lengths = self.meta.episodes.loc[run_eps, "length"].to_numpy(dtype=np.int64)
+        if not np.array_equal(lengths, ends - starts):
+            bad = np.flatnonzero(lengths != ends - starts)[0]
+            warnings.warn(
+                f"episode {int(run_eps[bad])}: meta/episodes length {int(lengths[bad])} but the data file has "
+                f"{int(ends[bad] - starts[bad])} rows; using the data rows",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.episode_indices = run_eps.astype(np.int64)
+        self.ep_from = starts.astype(np.int64)
+        self.ep_to = ends.astype(np.int64)
+        self._row_slot = np.repeat(np.arange(len(run_eps), dtype=np.int64), ends - starts)
+        self._task_strings = self.meta._task_strings
+
+        self._numeric_keys = [
+            k for k in cols if k not in self._image_keys and feats[k]["dtype"] not in ("string", "language")
+        ]
+        self._string_keys = [k for k in cols if feats[k]["dtype"] in ("string",)]
+
+    # ------------------------------------------------------------------ public API
+    def set_delta_timestamps(self, delta_timestamps: Mapping[str, Sequence[float]] | None) -> None:
+        """Set (or clear with None) the temporal windows; validated as in the constructor.
+
+        Raises:
+            KeyError: unknown key, or a video key dropped by ``download_videos=False``.
+            ValueError: a delta that is not a multiple of 1/fps within ``tolerance_s``.
+        """
+        if delta_timestamps is None:
+            self.delta_timestamps = None
+            self.delta_indices = None
+            return
+        for key in delta_timestamps:
+            if key in self._dropped_keys:
+                raise KeyError(
+                    f"delta_timestamps key {key!r} is a video feature dropped by download_videos=False"
+                )
+        check_delta_timestamps(delta_timestamps, self.fps, self.tolerance_s, self.features)
+        self.delta_timestamps = {k: [float(d) for d in v] for k, v in delta_timestamps.items()}
+        self.delta_indices = get_delta_indices(self.delta_timestamps, self.fps)
+
+    @property
+    def fps(self) -> int:
+        """Frames per second of the dataset."""
+        return self.meta.fps
+
+    @property
+    def features(self) -> dict[str, dict]:
+        """info.json features, without the video features dropped by ``download_videos=False``."""
+        return {k: v for k, v in self.meta.features.items() if k not in self._dropped_keys}
+
+    @property
+    def camera_keys(self) -> list[str]:
+        """Camera keys present in items (video keys only when ``download_videos``)."""
+        return [k for k in self.meta.camera_keys if k not in self._dropped_keys]
+
+    @property
+    def video_keys(self) -> list[str]:
+        return list(self._video_keys)
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames of the selected episodes (== ``len(self)``)."""
+        return len(self._row_slot)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_indices)
+
+    @property
+    def episode_data_index(self) -> dict[str, torch.Tensor]:
+        """``{"from": (E,), "to": (E,)}`` int64 positions of each selected episode in this dataset."""
+        return {"from": torch.from_numpy(self.ep_from.copy()), "to": torch.from_numpy(self.ep_to.copy())}
+
+    @property
+    def stats(self):
+        return self.meta.stats
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __repr__(self) -> str:
+        return (
+            f"LeRobotDataset(repo_id={self.repo_id!r}, root='{self.root}', episodes={self.num_episodes}, "
+            f"frames={self.num_frames}, fps={self.fps}, keys={list(self.features)})"
+        )
+
+    # ------------------------------------------------------------------ items
+    def _window(self, pos: int, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        slot = self._row_slot[pos]
+        lo, hi = self.ep_from[slot], self.ep_to[slot]
+        q = pos + offsets
+        pad = (q < lo) | (q >= hi)
+        return np.clip(q, lo, hi - 1), pad
+
+    def _decode_image(self, key: str, value) -> np.ndarray:
+        from PIL import Image
+
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            img = Image.open(io.BytesIO(bytes(value)))
+        elif isinstance(value, str):
+            p = Path(value)
+            img = Image.open(p if p.is_absolute() else self.root / p)
+        else:
+            raise DatasetFormatError(f"image feature {key!r} has an empty value (no bytes, no path)")
+        c = self._cam_chw[key][0]
+        arr = np.asarray(img.convert("L" if c == 1 else "RGB"))
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        return arr.transpose(2, 0, 1)
+
+    def _camera_tensor(self, frames: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(frames))
+        if not self.return_uint8:
+            t = t.to(torch.float32).div_(255.0)
+        return t
+
+    def __getitem__(self, idx) -> dict:
+        idx = int(idx)
+        n = len(self._row_slot)
+        if idx < 0:
+            idx += n
+        if not 0 <= idx < n:
+            raise IndexError(f"index {idx} out of range for a dataset of {n} frames")
+        cols = self._cols
+        deltas = self.delta_indices or {}
+        item: dict = {}
+        for key in self._numeric_keys:
+            arr = cols[key]
+            if key in deltas:
+                q, pad = self._window(idx, deltas[key])
+                item[key] = torch.from_numpy(arr[q])
+                item[f"{key}_is_pad"] = torch.from_numpy(pad)
+            else:
+                item[key] = torch.from_numpy(np.array(arr[idx]))
+        for key in self._string_keys:
+            item[key] = cols[key][idx]
+        for key in self._image_keys:
+            if key in deltas:
+                q, pad = self._window(idx, deltas[key])
+                frames = np.stack([self._decode_image(key, cols[key][i]) for i in q])
+                item[f"{key}_is_pad"] = torch.from_numpy(pad)
+            else:
+                frames = self._decode_image(key, cols[key][idx])
+            item[key] = self._camera_tensor(frames)
+        if self._video_keys:
+            slot = int(self._row_slot[idx])
+            ep_idx = int(self.episode_indices[slot])
+            ts = cols["timestamp"]
+            for key in self._video_keys:
+                if key in deltas:
+                    q, pad = self._window(idx, deltas[key])
+                    times = ts[q].astype(np.float64) + self._vid_from[key][slot]
+                    item[f"{key}_is_pad"] = torch.from_numpy(pad)
+                else:
+                    times = np.asarray([float(ts[idx]) + self._vid_from[key][slot]])
+                frames = self._video_reader.get_frames(
+                    self._vid_path[key][slot], times, self.tolerance_s, episode_index=ep_idx
+                )
+                if key not in deltas:
+                    frames = frames[0]
+                item[key] = self._camera_tensor(frames)
+        if self.image_transforms is not None:
+            for key in self.camera_keys:
+                item[key] = self.image_transforms(item[key])
+        item["task"] = self._task_strings.get(int(cols["task_index"][idx]), "") if "task_index" in cols else ""
+        return item
