@@ -16,7 +16,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 POLICIES = sorted(p.stem for p in (CONF / "policy").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 SWEEPS = sorted(p.stem for p in (CONF / "sweeps").glob("*.yaml"))
-LAUNCHERS = sorted(p.stem for p in (CONF / "hydra" / "launcher").glob("*.yaml"))
+LAUNCHERS = sorted(p.stem for p in (CONF / "hydra" / "launcher").glob("slurm_*.yaml"))
 
 
 def _compose(overrides: list[str]):

@@ -106,11 +106,12 @@ def test_ckpt_last_missing_is_clear(tmp_path):
 def test_multirun_sweep_with_submitit_local(tmp_path, shared_datasets):
     root = shared_datasets / "lerobot_written_pusht_random"
     cmd = [
-        sys.executable, "train.py", "-m", "sweeps=seeds2", "hydra/launcher=submitit_local", "trainer=smoke",
+        sys.executable, "train.py", "-m", "sweeps=seeds2", "hydra/launcher=local", "trainer=smoke",
         "dataset=local", f"dataset.root={root}", "dataset.num_workers=0", "dataset.batch_size=4",
         *TINY["act"], f"paths.log_dir={tmp_path}", "callbacks.progress_bar=null",
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # one intra-op thread per job: the two jobs run at once on a 2-core machine
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     jobs = sorted((tmp_path / "train" / "multiruns").glob("*/[0-9]*"))
