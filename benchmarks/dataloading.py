@@ -33,9 +33,10 @@ def measure(root: Path, num_workers: int, batches: int, warmup: int, batch_size:
     )
     dm.set_delta_indices({"observation.image": [-1, 0], "action": list(range(16))})
     dm.setup("fit")
+    loader = dm.train_dataloader()  # one loader: persistent workers survive epoch ends, as in training
     n_seen, t0, done = 0, None, 0
     while done < batches + warmup:
-        for batch in dm.train_dataloader():
+        for batch in loader:
             done += 1
             if done == warmup:
                 t0 = time.perf_counter()
@@ -58,7 +59,7 @@ def measure(root: Path, num_workers: int, batches: int, warmup: int, batch_size:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
-    p.add_argument("--batches", type=int, default=60)
+    p.add_argument("--batches", type=int, default=300)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])

@@ -96,6 +96,11 @@ def test_constructor_defaults_are_overridable_and_typos_fail():
     assert cfg.policy.chunk_size == 7
     # the default came from the constructor, not from a yaml mirror
     assert "chunk_size" not in (CONF / "policy" / "act.yaml").read_text()
+    # the same holds for the DataModule and the Lightning Trainer
+    cfg = _compose(["dataset.exclude_features=[observation.environment_state]",
+                    "trainer.accumulate_grad_batches=4"])
+    assert list(cfg.dataset.exclude_features) == ["observation.environment_state"]
+    assert cfg.trainer.accumulate_grad_batches == 4
     with pytest.raises(ConfigCompositionException, match="chunk_sise"):
         _compose(["policy=act", "policy.chunk_sise=7"])
 

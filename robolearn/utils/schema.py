@@ -26,8 +26,8 @@ from hydra.utils import get_object
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-# Arguments injected by train.py from the data, never set in config.
-INJECTED_ARGS = frozenset({"self", "features", "stats"})
+# Arguments injected by train.py (data facts, loggers, callbacks), never set in the node itself.
+INJECTED_ARGS = frozenset({"self", "features", "stats", "logger", "callbacks"})
 
 
 def _to_config_value(value: Any) -> Any:
@@ -69,7 +69,7 @@ def signature_defaults(target: str) -> dict[str, Any]:
     return node
 
 
-def register_schemas(groups: Iterable[str] = ("policy",), conf_dir: Path = CONF_DIR) -> list[str]:
+def register_schemas(groups: Iterable[str] = ("policy", "dataset", "trainer"), conf_dir: Path = CONF_DIR) -> list[str]:
     """Store ``schema/<group>/<name>`` in Hydra's ConfigStore for each ``conf/<group>/<name>.yaml``.
 
     Returns the registered names (``"policy/act"``, ...). A yaml whose target fails to import is
