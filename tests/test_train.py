@@ -40,7 +40,7 @@ def _cfg(tmp_path: Path, dataset_root: Path, policy: str, extra: list[str] = ())
     overrides = [
         "dataset=local", f"dataset.root={dataset_root}", "dataset.num_workers=0", "dataset.batch_size=8",
         "dataset.val_fraction=0.2", f"policy={policy}", *TINY[policy], "trainer=smoke",
-        f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}", "logger=csv", *extra,
+        f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}", *extra,
     ]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
@@ -120,3 +120,19 @@ def test_multirun_sweep_with_submitit_local(tmp_path, shared_datasets):
         assert (job / "checkpoints" / "last.ckpt").is_file()
     seeds = sorted((job / ".hydra" / "overrides.yaml").read_text() for job in jobs)
     assert "seed=1000" in seeds[0] and "seed=1001" in seeds[1]
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
+def test_loggers_write_offline(tmp_path, shared_datasets, logger, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    root = shared_datasets / "lerobot_written_pusht_random"
+    extra = ["trainer.max_steps=2", f"logger={logger}"]
+    if logger == "wandb":
+        extra.append("logger.wandb.offline=true")
+    trainer, _, _ = train_script.train(_cfg(tmp_path, root, "act", extra))
+    assert trainer.global_step == 2
+    run = tmp_path / "run"
+    if logger == "tensorboard":
+        assert list(run.glob("tensorboard/version_*/events.out.tfevents.*")), "no TensorBoard event file"
+    else:
+        assert list(run.glob("wandb/offline-run-*")), "no offline W&B run folder"

@@ -193,6 +193,8 @@ class ACTDecoder(nn.Module):
 
 class ACT(nn.Module):
     """ACT: a CVAE whose decoder is a transformer over [latent, state, env state, image-patch] tokens that
+
+    All sizes are required keyword arguments: their defaults live once, in :class:`ACTPolicy`.
     outputs a chunk of ``chunk_size`` actions.
 
     Args:
@@ -208,25 +210,26 @@ class ACT(nn.Module):
 
     def __init__(
         self,
+        *,
         state_dim: int | None,
         env_state_dim: int | None,
         num_cameras: int,
         action_dim: int,
-        chunk_size: int = 100,
-        vision_backbone: str = "resnet18",
-        pretrained_backbone_weights: str | None = None,
-        replace_final_stride_with_dilation: bool = False,
-        pre_norm: bool = False,
-        dim_model: int = 512,
-        n_heads: int = 8,
-        dim_feedforward: int = 3200,
-        feedforward_activation: str = "relu",
-        n_encoder_layers: int = 4,
-        n_decoder_layers: int = 1,
-        use_vae: bool = True,
-        latent_dim: int = 32,
-        n_vae_encoder_layers: int = 4,
-        dropout: float = 0.1,
+        chunk_size: int,
+        vision_backbone: str,
+        pretrained_backbone_weights: str | None,
+        replace_final_stride_with_dilation: bool,
+        pre_norm: bool,
+        dim_model: int,
+        n_heads: int,
+        dim_feedforward: int,
+        feedforward_activation: str,
+        n_encoder_layers: int,
+        n_decoder_layers: int,
+        use_vae: bool,
+        latent_dim: int,
+        n_vae_encoder_layers: int,
+        dropout: float,
     ):
         super().__init__()
         if num_cameras == 0 and env_state_dim is None:

@@ -233,6 +233,8 @@ def make_noise_scheduler(
 class DiffusionModel(nn.Module):
     """Observation encoder + conditional U-Net + noise scheduler, on normalized tensors.
 
+    All sizes are required keyword arguments: their defaults live once, in :class:`DiffusionPolicy`.
+
     Args:
         state_dim / env_state_dim: sizes or ``None``.
         image_shapes: ``(C, H, W)`` per camera, in input order.
@@ -246,34 +248,35 @@ class DiffusionModel(nn.Module):
 
     def __init__(
         self,
+        *,
         state_dim: int | None,
         env_state_dim: int | None,
         image_shapes: list[tuple[int, int, int]],
         action_dim: int,
-        n_obs_steps: int = 2,
-        horizon: int = 16,
-        vision_backbone: str = "resnet18",
-        pretrained_backbone_weights: str | None = None,
-        use_group_norm: bool = True,
-        crop_shape: tuple[int, int] | None = (84, 84),
-        crop_is_random: bool = True,
-        spatial_softmax_num_keypoints: int = 32,
-        use_separate_rgb_encoder_per_camera: bool = False,
-        down_dims: tuple[int, ...] = (512, 1024, 2048),
-        kernel_size: int = 5,
-        n_groups: int = 8,
-        diffusion_step_embed_dim: int = 128,
-        use_film_scale_modulation: bool = True,
-        noise_scheduler_type: str = "DDPM",
-        num_train_timesteps: int = 100,
-        beta_schedule: str = "squaredcos_cap_v2",
-        beta_start: float = 1e-4,
-        beta_end: float = 0.02,
-        prediction_type: str = "epsilon",
-        clip_sample: bool = True,
-        clip_sample_range: float = 1.0,
-        num_inference_steps: int | None = None,
-        do_mask_loss_for_padding: bool = False,
+        n_obs_steps: int,
+        horizon: int,
+        vision_backbone: str,
+        pretrained_backbone_weights: str | None,
+        use_group_norm: bool,
+        crop_shape: tuple[int, int] | None,
+        crop_is_random: bool,
+        spatial_softmax_num_keypoints: int,
+        use_separate_rgb_encoder_per_camera: bool,
+        down_dims: tuple[int, ...],
+        kernel_size: int,
+        n_groups: int,
+        diffusion_step_embed_dim: int,
+        use_film_scale_modulation: bool,
+        noise_scheduler_type: str,
+        num_train_timesteps: int,
+        beta_schedule: str,
+        beta_start: float,
+        beta_end: float,
+        prediction_type: str,
+        clip_sample: bool,
+        clip_sample_range: float,
+        num_inference_steps: int | None,
+        do_mask_loss_for_padding: bool,
     ):
         super().__init__()
         if not image_shapes and env_state_dim is None:
