@@ -193,9 +193,9 @@ class ACTDecoder(nn.Module):
 
 class ACT(nn.Module):
     """ACT: a CVAE whose decoder is a transformer over [latent, state, env state, image-patch] tokens that
+    outputs a chunk of ``chunk_size`` actions.
 
     All sizes are required keyword arguments: their defaults live once, in :class:`ACTPolicy`.
-    outputs a chunk of ``chunk_size`` actions.
 
     Args:
         state_dim: robot state size (``observation.state``), or ``None``.
