@@ -88,7 +88,7 @@ def get_safe_version(repo_id: str, revision: str | None) -> str:
     if any(v[0] < cur_major for v in versions):
         raise BackwardCompatibilityError(
             f"dataset {repo_id!r} on the Hub only has versions {['v%d.%d' % v for v in versions]}; robolearn reads "
-            f"{CODEBASE_VERSION}. Download it and convert it with `python -m robolearn.datasets.convert v21 ...`."
+            f"{CODEBASE_VERSION}. Download it and convert it to v3.0 (e.g. `python -m lerobot.scripts.convert_dataset_v21_to_v30`)."
         )
     if versions:
         raise ForwardCompatibilityError(
@@ -141,7 +141,7 @@ def snapshot(
     except RevisionNotFoundError as e:
         raise DatasetNotFoundError(
             f"dataset {repo_id!r} has no revision {revision!r} on the Hub. v3.0 datasets are tagged "
-            f"{CODEBASE_VERSION!r}; an older dataset may need conversion (`python -m robolearn.datasets.convert v21`)."
+            f"{CODEBASE_VERSION!r}; an older dataset may need conversion to v3.0 (e.g. `python -m lerobot.scripts.convert_dataset_v21_to_v30`)."
         ) from e
     except RepositoryNotFoundError as e:
         raise DatasetNotFoundError(f"dataset repo {repo_id!r} not found on the Hub (or it is private/gated)") from e

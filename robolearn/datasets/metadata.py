@@ -49,8 +49,8 @@ def check_version_compatibility(version: str, root: str | Path | None = None, re
         target = f"--root {root}" if root is not None else f"--repo-id {repo_id}"
         raise BackwardCompatibilityError(
             f"dataset {repo_id or ''}{where} has codebase_version {version!r}, but robolearn reads "
-            f"{CODEBASE_VERSION} only. Convert it first with:\n"
-            f"    python -m robolearn.datasets.convert v21 {target}"
+            f"{CODEBASE_VERSION} only. Convert it to {CODEBASE_VERSION} first, e.g. with lerobot's converter:\n"
+            f"    python -m lerobot.scripts.convert_dataset_v21_to_v30 {target}"
         )
     if major > cur_major:
         raise ForwardCompatibilityError(

@@ -88,7 +88,7 @@ def test_missing_info_json(tmp_path):
 
 def test_old_codebase_version(meta_copy, shared_datasets):
     _edit_info(meta_copy, codebase_version="v2.1")
-    with pytest.raises(BackwardCompatibilityError, match=r"python -m robolearn\.datasets\.convert v21"):
+    with pytest.raises(BackwardCompatibilityError, match=r"convert_dataset_v21_to_v30"):
         LeRobotDatasetMetadata("x/y", root=meta_copy)
     # the real v2.1 dataset too
     with pytest.raises(BackwardCompatibilityError, match="v2.1"):

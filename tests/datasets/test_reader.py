@@ -237,3 +237,22 @@ def test_no_warnings_on_clean_dataset(shared_datasets):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LeRobotDataset("p", root=shared_datasets / PUSHT)
+
+
+def test_feature_shape_mismatch_names_file_and_key(shared_datasets, tmp_path):
+    """info.json declaring a shape the parquet column does not hold is a format error, not silent garbage."""
+    import json
+    import shutil
+
+    from robolearn.datasets.errors import DatasetFormatError
+
+    src = shared_datasets / "lerobot_written_pusht_random"
+    root = tmp_path / "ds"
+    shutil.copytree(src / "meta", root / "meta")
+    shutil.copytree(src / "data", root / "data")
+    info_path = root / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info["features"]["observation.state"]["shape"] = [3]
+    info_path.write_text(json.dumps(info, indent=4))
+    with pytest.raises(DatasetFormatError, match=r"file-000\.parquet: column 'observation\.state'.*3 per row"):
+        LeRobotDataset("t/shape", root=root, download_videos=False)
