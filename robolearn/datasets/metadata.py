@@ -105,6 +105,17 @@ def _validate_features(features: Any, info_path: Path) -> dict[str, dict]:
     return out
 
 
+def _read_json_object(path: Path, expected: str) -> dict:
+    """Parse ``path`` as a JSON object; DatasetFormatError naming the file if it is invalid or not a dict."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetFormatError(f"{path}: invalid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise DatasetFormatError(f"{path}: expected {expected}")
+    return data
+
+
 def load_info(root: str | Path) -> dict:
     """Read and validate ``<root>/meta/info.json``.
 
@@ -121,12 +132,7 @@ def load_info(root: str | Path) -> dict:
         raise FileNotFoundError(
             f"{path} not found: not a LeRobotDataset root (expected meta/info.json under {Path(root)})"
         )
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetFormatError(f"{path}: invalid JSON: {e}") from None
-    if not isinstance(info, dict):
-        raise DatasetFormatError(f"{path}: expected a JSON object at top level")
+    info = _read_json_object(path, "a JSON object at top level")
     if "codebase_version" not in info:
         raise DatasetFormatError(f"{path}: missing 'codebase_version' (expected {CODEBASE_VERSION!r})")
     check_version_compatibility(info["codebase_version"], root=root)
@@ -156,12 +162,7 @@ def load_stats(root: str | Path) -> dict[str, dict[str, np.ndarray]] | None:
     path = Path(root) / STATS_PATH
     if not path.is_file():
         return None
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetFormatError(f"{path}: invalid JSON: {e}") from None
-    if not isinstance(raw, dict):
-        raise DatasetFormatError(f"{path}: expected an object {{feature: {{stat: values}}}}")
+    raw = _read_json_object(path, "an object {feature: {stat: values}}")
     stats: dict[str, dict[str, np.ndarray]] = {}
     for key, d in raw.items():
         if not isinstance(d, dict):
