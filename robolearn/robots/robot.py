@@ -1,0 +1,87 @@
+"""The ``Robot`` interface shared by real arms, simulated robots, ``record.py`` and deployment in ``eval.py``.
+
+It follows lerobot's robot API so that code and datasets move between the two projects:
+
+- ``observation_features``: ``{name: float}`` for scalar readings (joint positions as ``"<motor>.pos"``) and
+  ``{camera: (height, width, 3)}`` for cameras (uint8 RGB);
+- ``action_features``: ``{name: float}`` (``"<motor>.pos"`` targets, or end-effector deltas for simulated robots);
+- ``connect()`` / ``disconnect()`` / ``get_observation()`` / ``send_action()``.
+
+Units are the robot's own: SO arms report body joints in degrees (or −100..100 with ``use_degrees=False``) and
+the gripper in 0..100, as lerobot does. ``robolearn.robots.features`` turns these dictionaries into
+LeRobotDataset features (``observation.state``, ``observation.images.<cam>``, ``action``) and back.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+
+class RobotError(RuntimeError):
+    """A robot could not do what was asked (not connected, bad action key, hardware fault)."""
+
+
+class Robot(abc.ABC):
+    """Abstract robot. Subclasses set ``name`` (written as ``robot_type`` into ``meta/info.json``).
+
+    Args:
+        id: a name for this physical unit; calibration files are keyed by it.
+    """
+
+    name: str = "robot"
+
+    def __init__(self, id: str | None = None) -> None:
+        self.id = id
+
+    @property
+    @abc.abstractmethod
+    def observation_features(self) -> dict[str, Any]:
+        """``{key: float}`` for scalars and ``{camera: (H, W, 3)}`` for cameras, in a fixed order."""
+
+    @property
+    @abc.abstractmethod
+    def action_features(self) -> dict[str, Any]:
+        """``{key: float}`` in a fixed order: the order of the dataset's ``action`` vector."""
+
+    @property
+    @abc.abstractmethod
+    def is_connected(self) -> bool:
+        """Whether ``connect`` succeeded and ``disconnect`` has not been called."""
+
+    @abc.abstractmethod
+    def connect(self, calibrate: bool = True) -> None:
+        """Open the hardware or simulator. Raises ``RobotError`` (or ``ConnectionError``) naming the port."""
+
+    @abc.abstractmethod
+    def get_observation(self) -> dict[str, Any]:
+        """Read every key of ``observation_features``: floats, and ``uint8`` ``(H, W, 3)`` arrays for cameras."""
+
+    @abc.abstractmethod
+    def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
+        """Command the robot. Returns the action actually sent (after clamping such as ``max_relative_target``).
+
+        Raises:
+            RobotError: when a key of ``action_features`` is missing.
+        """
+
+    @abc.abstractmethod
+    def disconnect(self) -> None:
+        """Release the hardware (real arms disable torque first). Safe to call twice."""
+
+    def reset(self, seed: int | None = None) -> dict[str, Any]:
+        """Bring the robot to the start of an episode and return the first observation.
+
+        Real robots are reset by a person during ``reset_time_s``; they just return ``get_observation()``.
+        Simulated robots reset their environment (with ``seed``).
+        """
+        return self.get_observation()
+
+    def __enter__(self) -> "Robot":
+        if not self.is_connected:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.is_connected:
+            self.disconnect()
