@@ -1,7 +1,8 @@
 """DataModule throughput on a lerobot-written dataset (samples/s), written to benchmarks/results/.
 
 Settings match the ones lerobot users report against: batch 32, shuffled, ``observation.image`` window
-[-0.1, 0.0] s, ``action`` window of 16 steps, 0 and 2 DataLoader workers.
+[-0.1, 0.0] s, ``action`` window of 16 steps, 0 and 2 DataLoader workers; each with the map-style reader and
+with ``StreamingLeRobotDataset`` (``streaming=True``, shuffle buffer 1000).
 
     python benchmarks/dataloading.py [--root ../shared/datasets/lerobot_written_pusht_random] [--batches 60]
 
@@ -47,6 +48,7 @@ def measure(root: Path, num_workers: int, batches: int, warmup: int, batch_size:
     elapsed = time.perf_counter() - t0
     return {
         "num_workers": num_workers,
+        "streaming": bool(dm_kwargs.get("streaming", False)),
         "batches_timed": batches,
         "samples": n_seen,
         "seconds": round(elapsed, 3),
@@ -68,10 +70,12 @@ def main() -> None:
     torch.set_num_threads(1)
 
     results = []
-    for w in args.workers:
-        r = measure(args.root, w, args.batches, args.warmup, args.batch_size)
-        print(f"workers={w}: {r['samples_per_s']:.1f} samples/s  ({r['samples']} samples in {r['seconds']} s)")
-        results.append(r)
+    for streaming in (False, True):
+        for w in args.workers:
+            r = measure(args.root, w, args.batches, args.warmup, args.batch_size, streaming=streaming)
+            print(f"streaming={streaming} workers={w}: {r['samples_per_s']:.1f} samples/s  "
+                  f"({r['samples']} samples in {r['seconds']} s)")
+            results.append(r)
     record = {
         "benchmark": "dataloading",
         "dataset": str(args.root.name),

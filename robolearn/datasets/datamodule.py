@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from robolearn.features import PolicyFeature, dataset_to_policy_features
 
@@ -39,7 +39,10 @@ class LeRobotDataModule(L.LightningDataModule):
         video_backend: decoder name passed to the reader (None = default).
         generator: optional callable ``generator(root: Path, repo_id: str)`` that creates the dataset
             when ``root`` does not hold one yet (used by the embedded default dataset).
-        seed: seed of the train/val episode split.
+        seed: seed of the train/val episode split (and of the streaming shuffle).
+        streaming: read with :class:`~robolearn.datasets.streaming.StreamingLeRobotDataset` (sequential episode
+            reads, shuffle buffer, no up-front loading or download) instead of the map-style reader.
+        buffer_size: shuffle buffer size in items when ``streaming``.
         dataset_kwargs: extra keyword arguments for :class:`~robolearn.datasets.LeRobotDataset`.
 
     Raises:
@@ -64,6 +67,8 @@ class LeRobotDataModule(L.LightningDataModule):
         video_backend: str | None = None,
         generator: Callable[..., Any] | None = None,
         seed: int = 0,
+        streaming: bool = False,
+        buffer_size: int = 1000,
         dataset_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -85,6 +90,8 @@ class LeRobotDataModule(L.LightningDataModule):
         self.video_backend = video_backend
         self.generator = generator
         self.seed = seed
+        self.streaming = bool(streaming)
+        self.buffer_size = int(buffer_size)
         self.dataset_kwargs = dict(dataset_kwargs or {})
         self.delta_timestamps: dict[str, list[float]] | None = None
         self._meta = None
@@ -171,7 +178,22 @@ class LeRobotDataModule(L.LightningDataModule):
         train = sorted(all_eps[i] for i in perm[n_val:])
         return train, val
 
-    def _make_dataset(self, episodes: list[int]):
+    def _make_dataset(self, episodes: list[int], train: bool = True):
+        if self.streaming:
+            from robolearn.datasets.streaming import StreamingLeRobotDataset
+
+            return StreamingLeRobotDataset(
+                self.repo_id,
+                root=self.root,
+                episodes=episodes,
+                delta_timestamps=self.delta_timestamps,
+                buffer_size=self.buffer_size,
+                seed=self.seed,
+                shuffle=train,
+                tolerance_s=self.tolerance_s,
+                revision=self.revision,
+                **self.dataset_kwargs,
+            )
         from robolearn.datasets.lerobot_dataset import LeRobotDataset
 
         return LeRobotDataset(
@@ -190,7 +212,7 @@ class LeRobotDataModule(L.LightningDataModule):
             return
         train_eps, val_eps = self.split_episodes()
         self.train_dataset = self._make_dataset(train_eps)
-        self.val_dataset = self._make_dataset(val_eps) if val_eps else None
+        self.val_dataset = self._make_dataset(val_eps, train=False) if val_eps else None
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
         workers = self.num_workers
@@ -199,13 +221,16 @@ class LeRobotDataModule(L.LightningDataModule):
             kwargs["persistent_workers"] = self.persistent_workers
             if self.prefetch_factor is not None:
                 kwargs["prefetch_factor"] = self.prefetch_factor
+        train = shuffle
+        if isinstance(dataset, IterableDataset):
+            shuffle = False  # the streaming dataset shuffles itself (episode order + buffer)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=workers,
             pin_memory=self.pin_memory,
-            drop_last=self.drop_last and shuffle and len(dataset) >= self.batch_size,
+            drop_last=self.drop_last and train and len(dataset) >= self.batch_size,
             **kwargs,
         )
 
