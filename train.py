@@ -15,10 +15,13 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from robolearn.utils import provenance
+from robolearn.utils.resolvers import register_resolvers
 from robolearn.utils.schema import register_schemas
 
 log = logging.getLogger("robolearn.train")
 register_schemas()
+register_resolvers()
 
 
 def instantiate_group(node: DictConfig | None) -> list:
@@ -29,10 +32,13 @@ def instantiate_group(node: DictConfig | None) -> list:
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
-    """``"last"`` means ``<output_dir>/checkpoints/last.ckpt`` (FileNotFoundError if it is absent)."""
-    if ckpt_path != "last":
+    """``"last"`` means ``<output_dir>/checkpoints/last.ckpt`` (FileNotFoundError if it is absent); ``"auto"`` means
+    that file when it exists, else a fresh start (what a requeued SLURM job needs); anything else is a path."""
+    if ckpt_path not in ("last", "auto"):
         return ckpt_path
     path = Path(output_dir) / "checkpoints" / "last.ckpt"
+    if ckpt_path == "auto":
+        return str(path) if path.is_file() else None
     if not path.is_file():
         raise FileNotFoundError(
             f"ckpt_path=last but {path} does not exist; point hydra.run.dir at the run to resume"
@@ -44,6 +50,22 @@ def run_config(cfg: DictConfig) -> dict:
     """The resolved run config without Hydra's own node (saved with checkpoints and exports)."""
     return {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
             for k, v in cfg.items() if k != "hydra"}
+
+
+def record_provenance(cfg: DictConfig, datamodule, trainer: L.Trainer, ckpt_path: str | None) -> None:
+    """Append this start's provenance to ``<output_dir>/provenance.jsonl`` and log its key facts to the loggers."""
+    if trainer.global_rank != 0:
+        return
+    meta = getattr(datamodule, "meta", None)
+    dataset = provenance.dataset_provenance(meta, getattr(datamodule, "revision", None)) if meta is not None else None
+    record = provenance.collect(run_config(cfg), dataset, Path(__file__).resolve().parent, ckpt_path)
+    path = provenance.append_record(cfg.paths.output_dir, record)
+    log.info("provenance appended to %s", path)
+    git = record["git"] or {}
+    flat = {"provenance/git_commit": git.get("commit"), "provenance/git_dirty": git.get("dirty"),
+            "provenance/dataset_info_sha256": (dataset or {}).get("info_sha256")}
+    for lg in trainer.loggers:
+        lg.log_hyperparams(flat)
 
 
 def train(cfg: DictConfig):
@@ -62,6 +84,7 @@ def train(cfg: DictConfig):
         log.info("dry_run: stopping before fit\n%s", OmegaConf.to_yaml(cfg))
         return trainer, policy, datamodule
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    record_provenance(cfg, datamodule, trainer, ckpt_path)
     trainer.fit(policy, datamodule=datamodule, ckpt_path=ckpt_path)
     return trainer, policy, datamodule
 

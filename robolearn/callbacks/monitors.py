@@ -71,3 +71,21 @@ def _batch_size(batch: Any) -> int | None:
             if isinstance(v, torch.Tensor) and v.ndim > 0:
                 return int(v.shape[0])
     return None
+
+
+class LearningRateMonitor(L.pytorch.callbacks.LearningRateMonitor):
+    """Lightning's ``LearningRateMonitor`` (logs ``lr-<optimizer>`` every step or epoch) that does nothing when the
+    trainer has no logger (``logger=none``) instead of raising, so the default callbacks work with every logger."""
+
+    def on_train_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        self._active = bool(trainer.loggers)
+        if self._active:
+            super().on_train_start(trainer, *args, **kwargs)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "_active", False):
+            super().on_train_batch_start(trainer, *args, **kwargs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "_active", False):
+            super().on_train_epoch_start(trainer, *args, **kwargs)

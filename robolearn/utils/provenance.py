@@ -1,0 +1,109 @@
+"""Run provenance: what exactly produced a run (code, data, config, environment), written next to its outputs.
+
+``provenance.jsonl`` in the run's output dir gets one JSON object per start of the run (a resumed or requeued job
+appends a line), with:
+
+- ``git``: ``commit``, ``dirty`` (uncommitted changes to tracked files), ``branch``; None outside a git checkout;
+- ``dataset``: ``repo_id``, ``root``, ``revision``, ``codebase_version``, ``total_episodes``/``total_frames`` and
+  ``info_sha256``, the SHA-256 of ``meta/info.json`` (identifies the exact dataset version);
+- ``config``: the resolved run config; ``seed``; ``ckpt_path`` the run started from;
+- ``versions``: python, robolearn, torch, lightning, hydra-core, numpy, huggingface_hub, and the platform;
+- ``slurm``: job/array ids and node when running under SLURM; ``argv``, ``host``, ``time`` (UTC ISO 8601).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+_PACKAGES = ("robolearn", "torch", "lightning", "hydra-core", "numpy", "huggingface_hub", "pyarrow", "av")
+_SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SLURM_RESTART_COUNT")
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_state(path: str | os.PathLike) -> dict[str, Any] | None:
+    """``{"commit", "dirty", "branch"}`` of the checkout holding ``path``, or None when it is not in one."""
+    cwd = Path(path)
+    commit = _git(["rev-parse", "HEAD"], cwd)
+    if commit is None:
+        return None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    return {"commit": commit, "dirty": bool(status), "branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dataset_provenance(meta: Any, revision: str | None = None) -> dict[str, Any]:
+    """Identity of a dataset from its :class:`~robolearn.datasets.metadata.LeRobotDatasetMetadata`."""
+    info_path = Path(meta.root) / "meta" / "info.json"
+    info = meta.info
+    return {
+        "repo_id": meta.repo_id,
+        "root": str(meta.root),
+        "revision": revision,
+        "codebase_version": info.get("codebase_version"),
+        "total_episodes": info.get("total_episodes"),
+        "total_frames": info.get("total_frames"),
+        "info_sha256": file_sha256(info_path) if info_path.is_file() else None,
+    }
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def collect(config: Mapping[str, Any], dataset: Mapping[str, Any] | None, code_dir: str | os.PathLike,
+            ckpt_path: str | None = None) -> dict[str, Any]:
+    """One provenance record (see the module docstring)."""
+    return {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git": git_state(code_dir),
+        "dataset": dict(dataset) if dataset is not None else None,
+        "seed": config.get("seed"),
+        "ckpt_path": ckpt_path,
+        "config": dict(config),
+        "versions": versions(),
+        "slurm": {k: os.environ[k] for k in _SLURM_VARS if k in os.environ} or None,
+        "host": socket.gethostname(),
+        "argv": list(sys.argv),
+    }
+
+
+def append_record(output_dir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
+    """Append ``record`` as one line to ``<output_dir>/provenance.jsonl`` (flushed and fsynced)."""
+    path = Path(output_dir) / "provenance.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return path

@@ -1,0 +1,117 @@
+"""Provenance records, persistent run ids, ckpt_path=auto, and resuming after a SIGKILL in the middle of an epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from robolearn.utils import provenance
+from robolearn.utils.resolvers import persistent_run_id
+
+from .test_train import REPO, TINY, _cfg, train_script
+
+
+def test_run_id_is_persistent(tmp_path):
+    a = persistent_run_id(str(tmp_path / "run"))
+    assert len(a) == 8 and (tmp_path / "run" / ".run_id").read_text().strip() == a
+    assert persistent_run_id(str(tmp_path / "run")) == a
+    assert persistent_run_id(str(tmp_path / "other")) != a
+
+
+def test_ckpt_auto(tmp_path):
+    assert train_script.resolve_ckpt_path("auto", str(tmp_path)) is None
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert train_script.resolve_ckpt_path("auto", str(tmp_path)) == str(tmp_path / "checkpoints" / "last.ckpt")
+
+
+def test_provenance_appended_per_start(tmp_path, shared_datasets):
+    root = shared_datasets / "lerobot_written_pusht_random"
+    train_script.train(_cfg(tmp_path, root, "act", ["trainer.max_steps=2", "callbacks.progress_bar=null"]))
+    train_script.train(_cfg(tmp_path, root, "act", ["trainer.max_steps=3", "callbacks.progress_bar=null"]))
+    lines = (tmp_path / "run" / "provenance.jsonl").read_text().splitlines()
+    first, second = (json.loads(x) for x in lines)
+    assert first["ckpt_path"] is None and second["ckpt_path"].endswith("last.ckpt")  # auto-resumed
+    assert first["dataset"]["info_sha256"] == provenance.file_sha256(root / "meta" / "info.json")
+    assert first["dataset"]["total_episodes"] == 5 and first["seed"] == 1000
+    assert first["config"]["policy"]["_target_"].endswith("ACTPolicy")
+    assert len(first["git"]["commit"]) == 40 and isinstance(first["git"]["dirty"], bool)
+    assert first["versions"]["torch"] == torch.__version__.split("+")[0]
+
+
+def test_git_state_outside_checkout(tmp_path):
+    assert provenance.git_state(tmp_path) is None
+
+
+def test_resume_after_sigkill_mid_epoch(tmp_path, shared_datasets):
+    """Kill a run after a mid-epoch checkpoint; the resumed run starts at the checkpoint's global step with its
+    optimizer state."""
+    root = shared_datasets / "lerobot_written_pusht_random"
+    out = tmp_path / "run"
+    common = [
+        "dataset=local", f"dataset.root={root}", "dataset.num_workers=0", "dataset.batch_size=4",
+        "dataset.val_fraction=0", "policy=act", *TINY["act"], "trainer=smoke", "trainer.max_steps=100000",
+        "trainer.limit_val_batches=0", "callbacks.model_checkpoint.every_n_train_steps=3",
+        "callbacks.progress_bar=null", f"paths.output_dir={out}", f"hydra.run.dir={out}", "logger=none",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "train.py", *common], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if last.is_file():
+                try:
+                    step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+                except Exception:  # being replaced right now
+                    step = 0
+                if step >= 6:
+                    break
+            if proc.poll() is not None:
+                pytest.fail(f"training exited early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint at step >= 6 within the time limit")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    step = ckpt["global_step"]
+    steps_per_epoch = 400 // 4  # 500 frames, batch 4, drop_last, ... mid-epoch when step % epoch != 0
+    assert step % steps_per_epoch != 0
+    adam_step = next(iter(ckpt["optimizer_states"][0]["state"].values()))["step"]
+
+    seen = {}
+
+    class Probe(__import__("lightning").Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["step"] = trainer.global_step
+            opt = trainer.optimizers[0]
+            seen["adam_step"] = float(next(iter(opt.state.values()))["step"])  # a tensor Adam updates in place
+
+    cfg = _cfg(tmp_path, root, "act", [f"trainer.max_steps={step + 2}", "callbacks.progress_bar=null",
+                                       "dataset.val_fraction=0", "dataset.batch_size=4", "logger=none"])
+    import train as t
+
+    orig = t.instantiate_group
+
+    def with_probe(node):
+        items = orig(node)
+        return items + [Probe()] if node is cfg.get("callbacks") else items
+
+    t.instantiate_group = with_probe
+    try:
+        trainer, _, _ = t.train(cfg)
+    finally:
+        t.instantiate_group = orig
+    assert seen["step"] == step
+    assert float(seen["adam_step"]) == float(adam_step)
+    assert trainer.global_step == step + 2
