@@ -1,5 +1,7 @@
 """OmegaConf resolvers used by the conf/ tree (registered once by :func:`register_resolvers`).
 
+- ``${cwd:}``: the process's working directory at resolution time (what ``${hydra:runtime.cwd}`` is with
+  ``hydra.job.chdir=false``, but also resolvable before Hydra's runtime config exists, as sweeper plugins need);
 - ``${run_id:<dir>}``: a persistent random run id stored in ``<dir>/.run_id``: created on the first start and read
   back by every later start of the same run (resume, SLURM requeue), so a W&B run continues under the same id.
 """
@@ -35,5 +37,7 @@ def persistent_run_id(directory: str) -> str:
 
 def register_resolvers() -> None:
     """Register the resolvers above (idempotent)."""
+    if not OmegaConf.has_resolver("cwd"):
+        OmegaConf.register_new_resolver("cwd", os.getcwd)
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", persistent_run_id, use_cache=True)

@@ -70,12 +70,16 @@ def signature_defaults(target: str) -> dict[str, Any]:
 
 
 def register_schemas(groups: Iterable[str] = ("policy", "dataset", "trainer"), conf_dir: Path = CONF_DIR) -> list[str]:
-    """Store ``schema/<group>/<name>`` in Hydra's ConfigStore for each ``conf/<group>/<name>.yaml``.
+    """Store ``schema/<group>/<name>`` in Hydra's ConfigStore for each ``conf/<group>/<name>.yaml``, and register the
+    OmegaConf resolvers the conf/ tree uses (:mod:`robolearn.utils.resolvers`): everything needed to compose it.
 
     Returns the registered names (``"policy/act"``, ...). A yaml whose target fails to import is
     skipped with a warning, so a missing optional dependency of one policy does not break the others
     (composing that policy then fails with Hydra's "could not find schema" error naming it).
     """
+    from robolearn.utils.resolvers import register_resolvers
+
+    register_resolvers()
     cs = ConfigStore.instance()
     done: list[str] = []
     for group in groups:
