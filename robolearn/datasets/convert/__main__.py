@@ -2,6 +2,7 @@
 
 Formats:
     zarr  Diffusion Policy's PushT replay buffer (``pusht_cchi_v7_replay.zarr``).
+    v21   LeRobotDataset v2.1 (or v2.0) folder (see ``robolearn/datasets/convert/v21.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from robolearn.datasets.convert.v21 import add_v21_parser
 from robolearn.datasets.convert.zarr_replay import PUSHT_TASK, main_zarr
 
 
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--task", default=PUSHT_TASK, help="task string of every frame")
     z.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     z.set_defaults(func=main_zarr)
+    add_v21_parser(sub)
     return p
 
 
