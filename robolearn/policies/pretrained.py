@@ -7,13 +7,16 @@ Folder layout (``pretrained_model/``):
 - ``model.safetensors``: the full state dict, normalizer statistics included;
 - ``stats.json``: the normalization statistics, ``{feature: {stat: nested list}}``, for other tools.
 
-``load_policy`` rebuilds the module from ``config.yaml`` and loads ``model.safetensors`` strictly.
+``load_policy`` rebuilds the module from ``config.yaml`` and loads ``model.safetensors`` strictly. It also
+reads lerobot ``pretrained_model`` folders (``config.json`` + processors; see
+:mod:`robolearn.policies.lerobot_compat`) and Hugging Face Hub model ids of either format.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -83,24 +86,73 @@ def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: 
     return directory
 
 
-def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu", strict: bool = True) -> PolicyModule:
-    """Rebuild a policy saved by :func:`save_pretrained` (in eval mode, on ``map_location``).
+def resolve_pretrained_path(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> Path:
+    """A local folder, or the snapshot of a Hub model repo (``huggingface_hub.snapshot_download``).
 
-    The backbone is built without downloading pretrained weights (they are in ``model.safetensors``).
+    An existing local path wins. A string that is not one and looks like ``owner/name`` (or ``name``) is
+    downloaded (or taken from the Hub cache; with ``HF_HUB_OFFLINE=1`` only the cache). A folder that contains
+    ``pretrained_model/`` but no config (a lerobot checkpoint step folder) resolves to that subfolder.
 
     Raises:
-        FileNotFoundError: ``config.yaml`` or ``model.safetensors`` missing.
-        KeyError: the config has no ``policy._target_``.
-        RuntimeError: the weights do not match the rebuilt module (with ``strict``).
+        FileNotFoundError: neither a local folder nor a reachable/cached Hub repo (the cause is in the message).
+    """
+    path = Path(path_or_repo_id)
+    if not path.exists():
+        text = str(path_or_repo_id)
+        looks_like_repo = re.fullmatch(r"[\w.-]+(/[\w.-]+)?", text) is not None and not text.startswith((".", "/"))
+        if not looks_like_repo:
+            raise FileNotFoundError(f"{text}: no such folder, and not a Hugging Face Hub repo id (owner/name)")
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            path = Path(snapshot_download(repo_id=text, repo_type="model", revision=revision))
+        except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
+            offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+            hint = " (HF_HUB_OFFLINE is set and the repo is not in the local Hub cache)" if offline else ""
+            raise FileNotFoundError(
+                f"{text}: no such local folder, and the Hub model repo could not be fetched{hint}: "
+                f"{type(e).__name__}: {e}") from e
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a folder (expected a pretrained-policy folder)")
+    if not (path / CONFIG_NAME).is_file() and not (path / "config.json").is_file() and (path / "pretrained_model").is_dir():
+        path = path / "pretrained_model"
+    return path
+
+
+def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu", strict: bool = True,
+                revision: str | None = None) -> PolicyModule:
+    """Rebuild a saved policy (in eval mode, on ``map_location``) from a folder or a Hub model id.
+
+    Accepted: a folder written by :func:`save_pretrained` (``config.yaml``), a lerobot ``pretrained_model``
+    folder (``config.json`` with ``"type"``; loaded by :func:`robolearn.policies.lerobot_compat.load_lerobot_policy`,
+    always strictly), or a Hub repo id holding either (see :func:`resolve_pretrained_path`; ``revision`` is
+    the Hub revision). The backbone is built without downloading pretrained weights (they are in
+    ``model.safetensors``).
+
+    Raises:
+        FileNotFoundError: no such folder/repo, or neither ``config.yaml`` nor ``config.json`` in it, or
+            ``model.safetensors`` missing.
+        KeyError: the robolearn config has no ``policy._target_``.
+        RuntimeError: the weights do not match the rebuilt module (robolearn format, with ``strict``).
+        ValueError: (``LerobotFormatError``) unsupported lerobot type/config value, or missing/renamed tensors,
+            named in the message.
     """
     from hydra.utils import get_class
     from omegaconf import OmegaConf
     from safetensors.torch import load_file
 
-    path = Path(path)
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (path / name).is_file():
-            raise FileNotFoundError(f"{path / name} not found (expected a folder written by save_pretrained)")
+    path = resolve_pretrained_path(path, revision=revision)
+    if not (path / CONFIG_NAME).is_file():
+        from robolearn.policies import lerobot_compat
+
+        if lerobot_compat.is_lerobot_folder(path):
+            return lerobot_compat.load_lerobot_policy(path, map_location=map_location)
+        raise FileNotFoundError(
+            f"{path} has neither {CONFIG_NAME} (robolearn) nor a lerobot config.json with a 'type'; "
+            f"found {sorted(p.name for p in path.iterdir())}")
+    if not (path / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(f"{path / WEIGHTS_NAME} not found (expected a folder written by save_pretrained)")
     config = OmegaConf.to_container(OmegaConf.load(path / CONFIG_NAME), resolve=True)
     node = dict(config.get("policy") or {})
     if "_target_" not in node:
