@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
+import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
@@ -41,6 +43,7 @@ from robolearn.datasets.video_encode import (
     LIBSVTAV1_DEFAULT_PRESET,
     concatenate_video_files,
     encode_video_frames,
+    encoder_settings,
     probe_video_info,
     resolve_vcodec,
 )
@@ -154,18 +157,105 @@ def _to_numpy(value: Any) -> Any:
     return value
 
 
+
+class _StreamEncoder:
+    """Encode one camera's frames to an mp4 in a background thread while the episode is being recorded.
+
+    ``put`` only enqueues (the control loop never waits for the encoder unless ``max_queue`` frames are pending);
+    ``finish`` flushes the encoder and returns the file; ``cancel`` stops and deletes it. Frame ``i`` gets
+    ``pts = i`` in time base ``1/fps`` (the same timestamps as :func:`encode_video_frames`).
+    """
+
+    _STOP = object()
+
+    def __init__(self, path: Path, fps: int, vcodec: str, settings: Mapping[str, Any], max_queue: int = 256) -> None:
+        self.path = Path(path)
+        self.fps, self.vcodec, self.settings = int(fps), vcodec, dict(settings)
+        self.error: BaseException | None = None
+        self._q: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._cancelled = False
+        self._thread = threading.Thread(target=self._run, name=f"encode-{self.path.name}", daemon=True)
+        self._thread.start()
+
+    def put(self, frame: np.ndarray) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"video encoder for {self.path} failed: {self.error!r}") from self.error
+        self._q.put(frame)
+
+    def _run(self) -> None:
+        import av
+
+        opts = encoder_settings(self.vcodec, g=self.settings["g"], crf=self.settings["crf"],
+                                preset=self.settings["preset"], fast_decode=self.settings["fast_decode"])
+        tb = Fraction(1, self.fps)
+        try:
+            with av.open(str(self.path), mode="w", format="mp4") as out:
+                stream, i = None, 0
+                while True:
+                    img = self._q.get()
+                    if img is self._STOP or self._cancelled:
+                        break
+                    if stream is None:
+                        stream = out.add_stream(self.vcodec, rate=Fraction(self.fps, 1), options=opts)
+                        stream.pix_fmt = self.settings["pix_fmt"]
+                        stream.height, stream.width = int(img.shape[0]), int(img.shape[1])
+                        stream.codec_context.time_base = tb
+                    vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+                    vf.pts, vf.time_base = i, tb
+                    i += 1
+                    for packet in stream.encode(vf):
+                        out.mux(packet)
+                if stream is not None and not self._cancelled:
+                    for packet in stream.encode(None):
+                        out.mux(packet)
+        except BaseException as e:  # reported by put()/finish()
+            self.error = e
+            while True:  # unblock a producer waiting on a full queue
+                try:
+                    if self._q.get_nowait() is self._STOP:
+                        break
+                except queue.Empty:
+                    break
+
+    def finish(self) -> Path:
+        """Flush and close the file; returns its path. Raises the encoder's error, if any."""
+        if self.error is None:
+            self._q.put(self._STOP)
+        self._thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"video encoder for {self.path} failed: {self.error!r}") from self.error
+        return self.path
+
+    def cancel(self) -> None:
+        """Stop encoding and delete the partial file."""
+        self._cancelled = True
+        if self.error is None:
+            try:
+                self._q.put_nowait(self._STOP)
+            except queue.Full:
+                pass
+        self._thread.join()
+        self.path.unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------------------------------------------- writer
 
 
 class LeRobotDatasetWriter:
     """Record episodes into a new LeRobotDataset v3.0 folder.
 
-    Create with :meth:`create`; then per episode call :meth:`add_frame` for every frame and :meth:`save_episode`.
-    The folder is a complete, readable dataset after every saved episode. :meth:`finalize` ends recording
-    (idempotent). As a context manager, ``finalize`` runs on exit; an exception drops only the unsaved episode.
+    Create with :meth:`create` (a new folder) or :meth:`resume` (append to an existing one); then per episode call
+    :meth:`add_frame` for every frame and :meth:`save_episode`. The folder is a complete, readable dataset after
+    every saved episode. :meth:`finalize` ends recording (idempotent). As a context manager, ``finalize`` runs on
+    exit; an exception drops only the unsaved episode.
+
+    With ``streaming_encoding=True`` each camera's frames are encoded by a background thread *while* the episode
+    is recorded (``add_frame`` only enqueues the frame), so ``save_episode`` only flushes the encoder and appends
+    the mp4; with False the whole episode is encoded inside ``save_episode``. Both write the same format.
     """
 
-    def __init__(self, root: Path, info: dict[str, Any], repo_id: str, vcodec: str, encoder: dict[str, Any]):
+    def __init__(self, root: Path, info: dict[str, Any], repo_id: str, vcodec: str, encoder: dict[str, Any],
+                 streaming_encoding: bool = False):
         # Use LeRobotDatasetWriter.create(); this constructor only sets up in-memory state.
         self.root = Path(root)
         self.repo_id = repo_id
@@ -196,6 +286,9 @@ class LeRobotDatasetWriter:
         self._meta_cf = (0, 0)
         self._meta_rows: list[dict[str, Any]] = []
         self._finalized = False
+        self.streaming_encoding = bool(streaming_encoding)
+        self._streams: dict[str, _StreamEncoder] = {}
+        self._stream_n = 0
         self.episode_buffer = self._new_buffer()
 
     # ------------------------------------------------------------------------------------------------ create
@@ -206,7 +299,8 @@ class LeRobotDatasetWriter:
                vcodec: str = "auto", data_files_size_in_mb: int = C.DEFAULT_DATA_FILE_SIZE_IN_MB,
                video_files_size_in_mb: int = C.DEFAULT_VIDEO_FILE_SIZE_IN_MB,
                chunks_size: int = C.DEFAULT_CHUNK_SIZE, crf: int | None = DEFAULT_CRF, g: int | None = DEFAULT_G,
-               preset: int | str | None = None, pix_fmt: str = DEFAULT_PIX_FMT) -> "LeRobotDatasetWriter":
+               preset: int | str | None = None, pix_fmt: str = DEFAULT_PIX_FMT,
+               streaming_encoding: bool = False) -> "LeRobotDatasetWriter":
         """Create an empty dataset folder (with ``meta/info.json``) and return its writer.
 
         Args:
@@ -224,6 +318,7 @@ class LeRobotDatasetWriter:
             video_files_size_in_mb: roll-over size (MB) of each camera's mp4 files.
             chunks_size: max files per ``chunk-CCC`` folder.
             crf, g, preset, pix_fmt: video encoder settings (lerobot defaults: 30, 2, 12 for svtav1, yuv420p).
+            streaming_encoding: encode camera frames in background threads during recording (see the class doc).
 
         Raises:
             FileExistsError: ``root`` exists.
@@ -284,10 +379,90 @@ class LeRobotDatasetWriter:
             "robot_type": robot_type,
             "splits": {},
         }
-        writer = cls(root, info, repo_id, resolved, encoder)  # validates feature schemas before touching disk
+        writer = cls(root, info, repo_id, resolved, encoder, streaming_encoding)  # validates schemas before disk
         (root / "meta").mkdir(parents=True)
         writer._write_json_atomic(root / C.INFO_PATH, info)
         return writer
+
+    # ------------------------------------------------------------------------------------------------ resume
+
+    @classmethod
+    def resume(cls, root: str | os.PathLike, repo_id: str | None = None, vcodec: str | None = None,
+               streaming_encoding: bool = False, repair: bool = False) -> "LeRobotDatasetWriter":
+        """Reopen an existing LeRobotDataset v3.0 folder to append episodes after its last saved one.
+
+        The new episodes continue ``episode_index``/``index``, go into the last data / video / episodes-metadata
+        files (rolling over by size as in :meth:`create`) and update ``stats.json`` and ``info.json`` with the same
+        crash-safe staging. Check ``writer.fps`` / ``writer.features`` against what you are about to record.
+
+        Args:
+            root: the dataset folder (with ``meta/info.json``).
+            repo_id: recorded in the parquet metadata; default ``"local/<folder name>"``.
+            vcodec: encoder for new episodes; default: the codec of the existing videos (``av1`` → libsvtav1,
+                ``h264`` → libx264), else ``"auto"``. Appended mp4s are stream-copied, so it must match them.
+            streaming_encoding: see :meth:`create`.
+            repair: first truncate an interrupted write back to the last committed episode
+                (:func:`robolearn.datasets.repair.repair_dataset`); with False such a dataset raises.
+
+        Raises:
+            FileNotFoundError: no ``meta/info.json`` under ``root``.
+            ValueError: another ``codebase_version`` than v3.0.
+            RuntimeError: the folder holds an interrupted write and ``repair`` is False (names the problems and
+                the ``python -m robolearn.datasets.repair`` command).
+        """
+        from robolearn.datasets.repair import check_dataset, repair_dataset
+        from robolearn.datasets.stats import stats_from_json
+
+        root = Path(root)
+        info_path = root / C.INFO_PATH
+        if not info_path.is_file():
+            raise FileNotFoundError(f"cannot resume: {info_path} does not exist (not a LeRobotDataset folder)")
+        problems = check_dataset(root)
+        if problems:
+            if not repair:
+                raise RuntimeError(f"cannot resume {root}: it holds an interrupted write ({'; '.join(problems)}). "
+                                   f"Run `python -m robolearn.datasets.repair {root}` first")
+            for line in repair_dataset(root):
+                logger.warning("repair: %s", line)
+        info = json.loads(info_path.read_text())
+        if info.get("codebase_version") != C.CODEBASE_VERSION:
+            raise ValueError(f"{info_path}: codebase_version {info.get('codebase_version')!r}, the writer appends "
+                             f"to {C.CODEBASE_VERSION} only")
+        feats = info["features"]
+        video_keys = [k for k, f in feats.items() if f["dtype"] == "video"]
+        vinfo = next((feats[k].get("info") for k in video_keys if feats[k].get("info")), None) or {}
+        if vcodec is None:
+            codec = vinfo.get("video.codec")
+            vcodec = {"av1": "libsvtav1", "h264": "libx264", "hevc": "libx265"}.get(codec, codec or "auto")
+        resolved = resolve_vcodec(vcodec) if video_keys else (vcodec if vcodec != "auto" else "libsvtav1")
+        preset = vinfo.get("video.preset", LIBSVTAV1_DEFAULT_PRESET if resolved == "libsvtav1" else None)
+        encoder = {"g": vinfo.get("video.g", DEFAULT_G), "crf": vinfo.get("video.crf", DEFAULT_CRF), "preset": preset,
+                   "pix_fmt": vinfo.get("video.pix_fmt", DEFAULT_PIX_FMT),
+                   "fast_decode": vinfo.get("video.fast_decode", 0) or 0}
+        w = cls(root, info, repo_id or f"local/{root.name}", resolved, encoder, streaming_encoding)
+        w.total_episodes, w.total_frames = int(info["total_episodes"]), int(info["total_frames"])
+        if w.total_episodes == 0:
+            return w
+        tasks = pq.read_table(root / C.TASKS_PATH).to_pydict()
+        w.tasks = {t: int(i) for t, i in sorted(zip(tasks["task"], tasks["task_index"]), key=lambda x: x[1])}
+        stats_path = root / C.STATS_PATH
+        w._stats = stats_from_json(json.loads(stats_path.read_text())) if stats_path.is_file() else {}
+        ep_files = sorted((root / C.EPISODES_DIR).glob("chunk-*/file-*.parquet"))
+        all_rows = [r for f in ep_files for r in pq.read_table(f).to_pylist()]
+        last = max(all_rows, key=lambda r: r["episode_index"])
+        w._meta_cf = (int(last["meta/episodes/chunk_index"]), int(last["meta/episodes/file_index"]))
+        meta_file = w._path(C.DEFAULT_EPISODES_PATH, chunk_index=w._meta_cf[0], file_index=w._meta_cf[1])
+        w._meta_rows = pq.read_table(meta_file).to_pylist()
+        w._data_cf = (int(last["data/chunk_index"]), int(last["data/file_index"]))
+        data_file = w._path(info["data_path"], chunk_index=w._data_cf[0], file_index=w._data_cf[1])
+        table = pq.read_table(data_file).select(w._data_schema.names)
+        w._data_tables = [table.replace_schema_metadata(None).cast(w._data_schema)]
+        w._data_frames = table.num_rows
+        for key in video_keys:
+            cf = (int(last[f"videos/{key}/chunk_index"]), int(last[f"videos/{key}/file_index"]))
+            w._video_cf[key] = cf
+            w._video_end[key] = Fraction(float(last[f"videos/{key}/to_timestamp"])).limit_denominator(10**6)
+        return w
 
     # ----------------------------------------------------------------------------------------------- schemas
 
@@ -374,9 +549,28 @@ class LeRobotDatasetWriter:
         if not isinstance(task, str) or not task:
             raise ValueError(f"feature 'task': expected a non-empty str, got {type(task).__name__} {task!r}")
         converted = {key: self._validate_value(key, self.features[key], frame[key]) for key in self.user_keys}
+        if self.streaming_encoding:
+            for key in self.video_keys:
+                self._stream_for(key).put(converted[key])
         for key, v in converted.items():
             self.episode_buffer[key].append(v)
         self.episode_buffer["task"].append(task)
+
+    def _stream_for(self, key: str) -> _StreamEncoder:
+        enc = self._streams.get(key)
+        if enc is None:
+            cf = self._video_cf[key]
+            cur = self._path(self.info["video_path"], video_key=key, chunk_index=cf[0], file_index=cf[1])
+            cur.parent.mkdir(parents=True, exist_ok=True)
+            self._stream_n += 1
+            tmp = cur.with_name(f".episode-stream.{os.getpid()}.{self._stream_n}.mp4.tmp")
+            enc = self._streams[key] = _StreamEncoder(tmp, self.fps, self.vcodec, self._encoder)
+        return enc
+
+    def _cancel_streams(self) -> None:
+        streams, self._streams = self._streams, {}
+        for enc in streams.values():
+            enc.cancel()
 
     def _validate_value(self, key: str, spec: Mapping[str, Any], value: Any) -> Any:
         dtype = spec["dtype"]
@@ -430,7 +624,8 @@ class LeRobotDatasetWriter:
         raise ValueError(f"feature '{key}': expected dtype uint8 or float in [0, 1], got {hwc.dtype}")
 
     def clear_episode_buffer(self) -> None:
-        """Discard the frames added since the last saved episode."""
+        """Discard the frames added since the last saved episode (and stop their background encoders)."""
+        self._cancel_streams()
         self.episode_buffer = self._new_buffer()
 
     # ------------------------------------------------------------------------------------------------- save
@@ -559,11 +754,15 @@ class LeRobotDatasetWriter:
             for key in self.video_keys:
                 cf = video_cf[key]
                 cur = self._path(self.info["video_path"], video_key=key, chunk_index=cf[0], file_index=cf[1])
-                ep_tmp = staging.tmp_for(cur.with_name("episode.mp4"), move=False)
-                encode_video_frames(cols[key], ep_tmp, self.fps, vcodec=self.vcodec,
-                                    pix_fmt=self._encoder["pix_fmt"], g=self._encoder["g"],
-                                    crf=self._encoder["crf"], preset=self._encoder["preset"],
-                                    fast_decode=self._encoder["fast_decode"])
+                if key in self._streams:  # encoded during recording: flush it (a failed save re-encodes from the buffer)
+                    ep_tmp = self._streams.pop(key).finish()
+                    staging.scratch.append(ep_tmp)
+                else:
+                    ep_tmp = staging.tmp_for(cur.with_name("episode.mp4"), move=False)
+                    encode_video_frames(cols[key], ep_tmp, self.fps, vcodec=self.vcodec,
+                                        pix_fmt=self._encoder["pix_fmt"], g=self._encoder["g"],
+                                        crf=self._encoder["crf"], preset=self._encoder["preset"],
+                                        fast_decode=self._encoder["fast_decode"])
                 duration = Fraction(length, self.fps)
                 if video_end[key] is not None and (cur.stat().st_size + ep_tmp.stat().st_size) / _MB \
                         >= self.info["video_files_size_in_mb"]:
@@ -644,6 +843,7 @@ class LeRobotDatasetWriter:
         self._data_cf, self._data_tables, self._data_frames = data_cf, data_tables, data_frames
         self._video_cf, self._video_end = video_cf, video_end
         self._meta_cf, self._meta_rows = meta_cf, meta_rows
+        self._streams = {}  # their files were moved into place or deleted with the staging
         self.clear_episode_buffer()
         return ep_idx
 
