@@ -10,7 +10,12 @@ from robolearn.envs.so101 import (
     SO101PickPlaceSim,
 )
 
+from robolearn.envs.factory import EnvSpec, make_gym, make_vec_env
+
 __all__ = [
+    "EnvSpec",
+    "make_gym",
+    "make_vec_env",
     "ACTION_NAMES",
     "CAMERAS",
     "ENV_STATE_NAMES",
