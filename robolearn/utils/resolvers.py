@@ -2,6 +2,7 @@
 
 - ``${cwd:}``: the process's working directory at resolution time (what ``${hydra:runtime.cwd}`` is with
   ``hydra.job.chdir=false``, but also resolvable before Hydra's runtime config exists, as sweeper plugins need);
+- ``${range:<start>,<stop>}``: ``list(range(start, stop))``, e.g. the first 20 episodes of a dataset;
 - ``${run_id:<dir>}``: a persistent random run id stored in ``<dir>/.run_id``: created on the first start and read
   back by every later start of the same run (resume, SLURM requeue), so a W&B run continues under the same id.
 """
@@ -39,5 +40,7 @@ def register_resolvers() -> None:
     """Register the resolvers above (idempotent)."""
     if not OmegaConf.has_resolver("cwd"):
         OmegaConf.register_new_resolver("cwd", os.getcwd)
+    if not OmegaConf.has_resolver("range"):
+        OmegaConf.register_new_resolver("range", lambda start, stop: list(range(int(start), int(stop))))
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", persistent_run_id, use_cache=True)
