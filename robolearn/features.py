@@ -42,11 +42,13 @@ class NormalizationMode(str, Enum):
     - ``MEAN_STD``: ``(x - mean) / (std + 1e-8)``
     - ``MIN_MAX``: ``2 * (x - min) / (max - min) - 1`` (to [-1, 1])
     - ``IDENTITY``: unchanged
+    - ``QUANTILES`` (π0.5): ``2 * (x - q01) / (q99 - q01) - 1`` (``[q01, q99]`` to [-1, 1], not clipped)
     """
 
     MEAN_STD = "MEAN_STD"
     MIN_MAX = "MIN_MAX"
     IDENTITY = "IDENTITY"
+    QUANTILES = "QUANTILES"
 
 
 @dataclass(frozen=True)

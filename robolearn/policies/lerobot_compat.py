@@ -75,11 +75,12 @@ def format_module(policy_type: str) -> ModuleType:
 
 
 def format_for_policy(policy: PolicyModule) -> ModuleType:
-    """The ``lerobot_format`` module of ``policy``'s package (``robolearn.policies.<name>``)."""
+    """The ``lerobot_format`` module for ``policy``: that of ``robolearn.policies.<lerobot_type>`` when the class
+    sets a ``lerobot_type`` attribute (π0.5 lives in the π0 package), else of its own package."""
     parts = type(policy).__module__.split(".")
     if len(parts) < 3 or parts[:2] != ["robolearn", "policies"]:
         raise LerobotFormatError(f"{type(policy).__qualname__} is not a robolearn.policies.<name> policy")
-    return format_module(parts[2])
+    return format_module(getattr(type(policy), "lerobot_type", None) or parts[2])
 
 
 def convert_config_keys(config: Mapping[str, Any], names: Iterable[str], ignored: Iterable[str] = (),

@@ -6,6 +6,8 @@ The arithmetic is lerobot's (``NormalizerProcessorStep``, eps = 1e-8) so that ch
 - ``MIN_MAX``: ``2 * (x - min) / (max - min) - 1`` maps ``[min, max]`` to ``[-1, 1]``; a zero range is
   replaced by ``eps``; inverse ``(x + 1) / 2 * (max - min) + min``.
 - ``IDENTITY``: unchanged.
+- ``QUANTILES`` (π0.5): ``2 * (x - q01) / (q99 - q01) - 1`` maps ``[q01, q99]`` to ``[-1, 1]`` (values outside are
+  not clipped); a zero range is replaced by ``eps``; inverse ``(x + 1) / 2 * (q99 - q01) + q01``.
 
 Unlike lerobot, a normalized feature whose statistics are missing raises ``KeyError`` naming the feature and
 the statistic; nothing is passed through silently. Camera statistics are shaped ``(C, 1, 1)`` and broadcast
@@ -28,10 +30,14 @@ EPS = 1e-8
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+
+QUANTILES = NormalizationMode.QUANTILES
+
 _STATS_FOR_MODE = {
     NormalizationMode.MEAN_STD: ("mean", "std"),
     NormalizationMode.MIN_MAX: ("min", "max"),
     NormalizationMode.IDENTITY: (),
+    QUANTILES: ("q01", "q99"),
 }
 
 
@@ -47,7 +53,10 @@ def _stat_shape(feature: PolicyFeature) -> tuple[int, ...]:
 
 
 def coerce_norm_map(norm_map: Mapping[Any, Any]) -> dict[FeatureType, NormalizationMode]:
-    """Turn ``{"VISUAL": "MEAN_STD", ...}`` (strings, enums or a DictConfig) into enum keys and values."""
+    """Turn ``{"VISUAL": "MEAN_STD", ...}`` (strings, enums or a DictConfig) into enum keys and values.
+
+    Raises ``ValueError`` for an unknown type or mode name.
+    """
     return {FeatureType(getattr(k, "value", k)): NormalizationMode(getattr(v, "value", v)) for k, v in norm_map.items()}
 
 
@@ -141,6 +150,11 @@ class Normalizer(nn.Module):
             )
         return t
 
+    def _range(self, key: str, mode: Any) -> tuple[Tensor, Tensor]:
+        """``(low, high)`` statistics of a range mode: ``(min, max)`` for MIN_MAX, ``(q01, q99)`` for QUANTILES."""
+        low, high = _STATS_FOR_MODE[mode]
+        return self._get(key, low), self._get(key, high)
+
     def normalize_tensor(self, key: str, x: Tensor) -> Tensor:
         """Normalize ``x`` (``(..., *feature.shape)``, cameras ``(..., C, H, W)``) of feature ``key``."""
         mode = self.modes[key]
@@ -149,7 +163,7 @@ class Normalizer(nn.Module):
         if mode is NormalizationMode.MEAN_STD:
             mean, std = self._get(key, "mean"), self._get(key, "std")
             return (x - mean) / (std + self.eps)
-        lo, hi = self._get(key, "min"), self._get(key, "max")
+        lo, hi = self._range(key, mode)
         rng = hi - lo
         rng = torch.where(rng == 0, torch.full_like(rng, self.eps), rng)
         return 2 * (x - lo) / rng - 1
@@ -161,7 +175,7 @@ class Normalizer(nn.Module):
             return x
         if mode is NormalizationMode.MEAN_STD:
             return x * self._get(key, "std") + self._get(key, "mean")
-        lo, hi = self._get(key, "min"), self._get(key, "max")
+        lo, hi = self._range(key, mode)
         rng = hi - lo
         rng = torch.where(rng == 0, torch.full_like(rng, self.eps), rng)
         return (x + 1) / 2 * rng + lo

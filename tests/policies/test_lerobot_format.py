@@ -128,7 +128,7 @@ def test_renamed_or_missing_tensor_names_the_keys(tmp_path):
     ({"crop_ratio": 0.5}, r"'crop_ratio' = 0.5 is not supported"),
     ({"resize_shape": [64, 64]}, r"'resize_shape'"),
     ({"some_new_option": 1}, r"unsupported key\(s\) \['some_new_option'\]"),
-    ({"type": "pi0"}, r"type 'pi0' is not supported"),
+    ({"type": "groot"}, r"type 'groot' is not supported"),
 ])
 def test_unsupported_config_values_name_the_key(tmp_path, edit, pattern):
     _, out = _export(tmp_path, "diffusion")
