@@ -1,0 +1,98 @@
+"""A fake robot and a tiny deterministic ACT policy for the async inference tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from robolearn.features import FeatureType as FT
+from robolearn.features import PolicyFeature
+from robolearn.policies.act import ACTPolicy
+from robolearn.robots.robot import Robot, RobotError
+
+H = W = 16
+STATE_KEYS = ("shoulder.pos", "elbow.pos", "gripper.pos")
+ACTION_KEYS = ("dx", "dy")
+
+
+class FakeRobot(Robot):
+    """Three joints and one 16x16 camera; observations change at every read (seeded), actions are recorded."""
+
+    name = "fake"
+
+    def __init__(self, seed: int = 0):
+        super().__init__(id="fake0")
+        self.rng = np.random.default_rng(seed)
+        self.sent: list[dict[str, float]] = []
+        self.observations: list[dict[str, Any]] = []
+        self._connected = False
+
+    @property
+    def observation_features(self) -> dict[str, Any]:
+        return {**{k: float for k in STATE_KEYS}, "front": (H, W, 3)}
+
+    @property
+    def action_features(self) -> dict[str, Any]:
+        return {k: float for k in ACTION_KEYS}
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def connect(self, calibrate: bool = True) -> None:
+        self._connected = True
+
+    def disconnect(self) -> None:
+        self._connected = False
+
+    def get_observation(self) -> dict[str, Any]:
+        obs = {k: float(v) for k, v in zip(STATE_KEYS, self.rng.normal(size=len(STATE_KEYS)))}
+        obs["front"] = self.rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+        self.observations.append(obs)
+        return obs
+
+    def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
+        missing = [k for k in ACTION_KEYS if k not in action]
+        if missing:
+            raise RobotError(f"missing action keys {missing}")
+        self.sent.append(dict(action))
+        return dict(action)
+
+
+def policy_features() -> dict[str, PolicyFeature]:
+    return {
+        "observation.state": PolicyFeature(FT.STATE, (len(STATE_KEYS),)),
+        "observation.images.front": PolicyFeature(FT.VISUAL, (3, H, W)),
+        "action": PolicyFeature(FT.ACTION, (len(ACTION_KEYS),)),
+    }
+
+
+def random_stats(feats: dict[str, PolicyFeature]) -> dict[str, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for k, f in feats.items():
+        shape = (f.shape[0], 1, 1) if f.type is FT.VISUAL else f.shape
+        lo = rng.uniform(-2, -1, shape).astype(np.float32)
+        out[k] = {"mean": rng.uniform(-0.5, 0.5, shape).astype(np.float32),
+                  "std": rng.uniform(0.5, 2.0, shape).astype(np.float32),
+                  "min": lo, "max": lo + 2.0, "count": np.array([10])}
+    return out
+
+
+def tiny_act(chunk_size: int = 10) -> ACTPolicy:
+    """A tiny ACT in eval mode (deterministic: zero latent, no dropout)."""
+    torch.manual_seed(0)
+    feats = policy_features()
+    policy = ACTPolicy(feats, random_stats(feats), chunk_size=chunk_size, n_action_steps=chunk_size, dim_model=16,
+                       n_heads=2, dim_feedforward=32, n_encoder_layers=1, n_decoder_layers=1,
+                       n_vae_encoder_layers=1, latent_dim=4)
+    return policy.eval()
+
+
+def policy_input(obs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """What a direct caller of the policy would build from a FakeRobot observation."""
+    state = torch.tensor([obs[k] for k in STATE_KEYS], dtype=torch.float32)
+    image = torch.from_numpy(obs["front"]).permute(2, 0, 1).float() / 255.0
+    return {"observation.state": state[None], "observation.images.front": image[None]}
