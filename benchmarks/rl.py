@@ -1,0 +1,149 @@
+"""Online RL throughput on CPU: env steps/s and SAC gradient updates/s on the planar reach task (state-only),
+written to ``benchmarks/results/rl.json``.
+
+Measured, each for ``--seconds`` of wall time after a short warm-up, with one torch thread:
+
+- ``env_steps_per_s``: raw ``env.step`` with random actions (the simulator alone);
+- ``actor_random_steps_per_s``: :class:`~robolearn.rl.actor.EnvActor` + replay ``add`` with random actions;
+- ``actor_policy_steps_per_s``: the same with ``SACPolicy.sample_action`` choosing the action;
+- ``updates_per_s``: SAC gradient updates (sample a batch, critic + actor + temperature losses, one Adam step,
+  Polyak update) without Lightning;
+- ``lightning_updates_per_s``: ``trainer.fit`` on ``OnlineRLDataModule`` (utd_ratio 1: one env step + one update per
+  training step, loggers and checkpoints off), i.e. the whole online loop.
+
+Network sizes: lerobot's defaults (latent 256, MLPs [256, 256], 2 critics) and a small setting ([64, 64]).
+
+    python benchmarks/rl.py [--seconds 10] [--batch-size 256]
+
+The machine's load average is recorded: on a shared machine, throughput scales with the free cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from robolearn.policies.sac import SACPolicy
+from robolearn.rl.actor import EnvActor
+from robolearn.rl.datamodule import OnlineRLDataModule
+
+HERE = Path(__file__).resolve().parent
+ENV_ID = "robolearn.envs.planar_arm:robolearn/PlanarReach-v0"
+FEATURES_MAP = {"agent_pos": "observation.state", "environment_state": "observation.environment_state"}
+SIZES = {
+    "lerobot_default": {},
+    "small_64": {"latent_dim": 64, "state_encoder_hidden_dim": 64, "actor_network_kwargs": {"hidden_dims": [64, 64]},
+                 "critic_network_kwargs": {"hidden_dims": [64, 64], "layer_norm": True}},
+}
+
+
+def rate(fn, seconds: float, warmup: int = 20) -> tuple[float, int]:
+    """Calls of ``fn`` per second over about ``seconds`` (after ``warmup`` untimed calls); returns (rate, calls)."""
+    for _ in range(warmup):
+        fn()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+    return n / (time.perf_counter() - t0), n
+
+
+def datamodule(batch_size: int) -> OnlineRLDataModule:
+    return OnlineRLDataModule(ENV_ID, FEATURES_MAP, env_kwargs={"max_episode_steps": 100}, batch_size=batch_size,
+                              online_step_before_learning=1000, stats_steps=1000, seed=0)
+
+
+def measure_env(seconds: float, batch_size: int) -> dict:
+    dm = datamodule(batch_size)
+    env = dm.make_env()
+    env.reset(seed=0)
+
+    def raw_step():
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            env.reset()
+
+    policy = SACPolicy(dm.features, dm.stats)
+    dm.connect(policy)
+    out = {"env_steps_per_s": rate(raw_step, seconds)[0],
+           "actor_random_steps_per_s": rate(lambda: dm.env_step(random=True), seconds)[0],
+           "actor_policy_steps_per_s": rate(lambda: dm.env_step(), seconds)[0]}
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def measure_updates(size: str, seconds: float, batch_size: int) -> dict:
+    torch.manual_seed(0)
+    dm = datamodule(batch_size)
+    policy = SACPolicy(dm.features, dm.stats, **SIZES[size])
+    dm.connect(policy)
+    dm.next_batch()
+    opt = torch.optim.Adam(policy.get_optim_params())
+
+    def update():
+        loss, _ = policy(dm.sampler.sample(batch_size))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        policy.update_targets()
+
+    updates, n = rate(update, seconds, warmup=5)
+    return {"updates_per_s": round(updates, 1), "updates_timed": n,
+            "parameters": sum(p.numel() for p in policy.parameters())}
+
+
+def measure_lightning(size: str, steps: int, batch_size: int) -> dict:
+    torch.manual_seed(0)
+    dm = datamodule(batch_size)
+    policy = SACPolicy(dm.features, dm.stats, **SIZES[size])
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    t0 = time.perf_counter()
+    trainer.fit(policy, datamodule=dm)
+    seconds = time.perf_counter() - t0  # includes the 1000 random warm-up env steps
+    return {"lightning_updates_per_s": round(steps / seconds, 1), "lightning_steps": steps,
+            "lightning_seconds": round(seconds, 2), "env_steps": dm.actor.env_steps}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lightning-steps", type=int, default=300)
+    p.add_argument("--out", type=Path, default=HERE / "results" / "rl.json")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()
+    env = measure_env(args.seconds, args.batch_size)
+    print("env:", env)
+    results = []
+    for size in SIZES:
+        r = {"size": size, **measure_updates(size, args.seconds, args.batch_size),
+             **measure_lightning(size, args.lightning_steps, args.batch_size)}
+        print(r)
+        results.append(r)
+    record = {
+        "benchmark": "rl",
+        "task": "robolearn/PlanarReach-v0 (velocity control), state-only observations",
+        "batch_size": args.batch_size,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": 1, "load_average_1m_before": round(load_before[0], 2),
+                    "load_average_1m_after": round(os.getloadavg()[0], 2),
+                    "python": platform.python_version(), "torch": torch.__version__},
+        "env": env,
+        "sac": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

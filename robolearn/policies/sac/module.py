@@ -1,0 +1,342 @@
+"""``SACPolicy``: Soft Actor-Critic (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications") as a
+LightningModule with manual optimization, with lerobot's parameter names and defaults (``gaussian_actor`` policy +
+``sac`` algorithm) and HIL-SERL's (Luo et al. 2024) RLPD-style use of offline data through the data module.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from robolearn.features import ACTION, FeatureType
+from robolearn.policies.base import PolicyModule
+from robolearn.policies.sac.model import CriticEnsemble, ObservationEncoder, TanhGaussianActor, polyak_update
+
+DEFAULT_ACTOR_NETWORK = {"hidden_dims": [256, 256], "activate_final": True}
+DEFAULT_CRITIC_NETWORK = {"hidden_dims": [256, 256], "activate_final": True, "layer_norm": True}
+
+
+class SACPolicy(PolicyModule):
+    """Soft Actor-Critic with a tanh-squashed Gaussian actor, a critic ensemble with Polyak-averaged targets and
+    automatic entropy temperature.
+
+    Inputs: ``observation.state`` and/or ``observation.environment_state`` ``(B, D)`` and/or cameras
+    ``(B, 3, H, W)``. Output: ``action`` ``(B, A)``; the actor's ``[-1, 1]`` range is mapped to the action's
+    ``[min, max]`` statistics (MIN_MAX normalization, lerobot's default for SAC), so ``stats["action"]`` should be
+    the env's action bounds (what :class:`~robolearn.rl.datamodule.OnlineRLDataModule` provides).
+
+    Training batches are transitions (``observation.*``, ``action``, ``next.reward``, ``next.done``,
+    ``next.observation.*``, optional ``next.n_steps``; see :mod:`robolearn.rl.replay`). One ``training_step`` is one
+    gradient update and one Lightning optimizer step (so ``trainer.max_steps`` counts gradient updates):
+
+    - critic: ``L_Q = sum_i mean_B (Q_i(s, a) - y)^2`` with ``y = r + discount^k (1 - done) (min_j Q'_j(s', a') -
+      alpha log pi(a'|s'))``, ``a' ~ pi(s')`` (the entropy term only when ``use_backup_entropy``; ``min`` over
+      ``num_subsample_critics`` random target critics when set);
+    - actor: ``L_pi = mean_B (alpha log pi(a|s) - min_i Q_i(s, a))``, ``a ~ pi(s)`` (critic weights not updated by it);
+    - temperature: ``L_alpha = mean_B (-alpha (log pi(a|s) + target_entropy))``: alpha rises when the policy's entropy
+      falls below ``target_entropy``;
+    - targets: ``theta' <- tau theta + (1 - tau) theta'`` after every update (``tau = critic_target_update_weight``).
+
+    Every update trains the critic; the actor and temperature are trained on the last of each group of
+    ``utd_ratio`` updates, once every ``policy_update_freq`` groups (lerobot's schedule). The three losses of an
+    update are summed and stepped together by one Adam with three parameter groups (critic / actor / temperature
+    learning rates); since their gradients touch disjoint parameters this equals three Adam steps, except that the
+    actor's loss is evaluated with the critic *before* this update's critic step.
+
+    Args:
+        features, stats, normalization_mapping, use_imagenet_stats: see :class:`~robolearn.policies.base.PolicyModule`.
+        optimizer: ``optimizer(param_groups) -> Optimizer`` (Hydra ``_partial_``); each group carries its ``lr``;
+            None = ``torch.optim.Adam``.
+        lr_scheduler: optional ``lr_scheduler(optimizer) -> LRScheduler``, stepped every update.
+        discount: gamma.
+        temperature_init: initial alpha (lerobot 1.0; its docs suggest ~1e-2 for real robots).
+        target_entropy: entropy target in nats; None = ``-|A| / 2`` (lerobot's default; the SAC paper uses ``-|A|``).
+        use_backup_entropy: include ``-alpha log pi`` in the TD target (the paper's soft backup).
+        num_critics: size of the critic ensemble (2 = clipped double Q).
+        num_subsample_critics: take the target minimum over this many randomly chosen critics (REDQ); None = all.
+        critic_target_update_weight: Polyak tau.
+        actor_lr, critic_lr, temperature_lr: Adam learning rates.
+        grad_clip_norm: max L2 norm of the critic and of the actor gradients (each clipped separately; <= 0 = off).
+        utd_ratio: gradient updates per environment step (read by the online data module).
+        policy_update_freq: actor/temperature update every this many update groups.
+        latent_dim, state_encoder_hidden_dim, image_encoder_hidden_dim, image_embedding_pooling_dim: encoder widths
+            (see :class:`~robolearn.policies.sac.model.ObservationEncoder`).
+        vision_encoder_name: timm backbone for cameras (e.g. ``"resnet10t"``); None = a small conv trunk.
+        freeze_vision_encoder: freeze the timm backbone (lerobot default True).
+        pretrained_vision_encoder: load timm's pretrained weights (needs them cached or network).
+        shared_encoder: the actor uses the critic's encoder output (detached; the encoder learns from the critic
+            loss only), else the actor has its own encoder.
+        actor_network_kwargs / critic_network_kwargs: :class:`~robolearn.policies.sac.model.MLP` arguments; None =
+            ``{"hidden_dims": [256, 256], "activate_final": True}`` (critic adds ``layer_norm: True``, as RLPD).
+        std_min, std_max: bounds of the actor's standard deviation.
+        init_final: uniform init range of the actor's output layers.
+
+    Raises:
+        ValueError: invalid sizes, rates or ``num_subsample_critics > num_critics``; in ``on_fit_start`` an fp16
+            precision (gradient clipping here does not unscale fp16 gradients; use 32 or bf16).
+    """
+
+    default_normalization_mapping = {"VISUAL": "MEAN_STD", "STATE": "MIN_MAX", "ENV": "MIN_MAX", "ACTION": "MIN_MAX"}
+
+    def __init__(
+        self,
+        features: Mapping[str, Any],
+        stats: Mapping[str, Mapping[str, Any]] | None = None,
+        optimizer: Callable | None = None,
+        lr_scheduler: Callable | None | bool = None,
+        normalization_mapping: Mapping[str, str] | None = None,
+        use_imagenet_stats: bool = False,
+        discount: float = 0.99,
+        temperature_init: float = 1.0,
+        target_entropy: float | None = None,
+        use_backup_entropy: bool = True,
+        num_critics: int = 2,
+        num_subsample_critics: int | None = None,
+        critic_target_update_weight: float = 0.005,
+        actor_lr: float = 3e-4,
+        critic_lr: float = 3e-4,
+        temperature_lr: float = 3e-4,
+        grad_clip_norm: float = 40.0,
+        utd_ratio: int = 1,
+        policy_update_freq: int = 1,
+        latent_dim: int = 256,
+        state_encoder_hidden_dim: int = 256,
+        image_encoder_hidden_dim: int = 32,
+        image_embedding_pooling_dim: int = 8,
+        vision_encoder_name: str | None = None,
+        freeze_vision_encoder: bool = True,
+        pretrained_vision_encoder: bool = False,
+        shared_encoder: bool = True,
+        actor_network_kwargs: Mapping[str, Any] | None = None,
+        critic_network_kwargs: Mapping[str, Any] | None = None,
+        std_min: float = 1e-5,
+        std_max: float = 10.0,
+        init_final: float | None = 0.05,
+    ):
+        super().__init__(features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats)
+        if not 0.0 <= discount <= 1.0:
+            raise ValueError(f"discount must be in [0, 1], got {discount}")
+        if temperature_init <= 0:
+            raise ValueError(f"temperature_init must be > 0, got {temperature_init}")
+        if not 0.0 < critic_target_update_weight <= 1.0:
+            raise ValueError(f"critic_target_update_weight must be in (0, 1], got {critic_target_update_weight}")
+        if utd_ratio < 1 or policy_update_freq < 1:
+            raise ValueError(f"utd_ratio ({utd_ratio}) and policy_update_freq ({policy_update_freq}) must be >= 1")
+        if num_subsample_critics is not None and not 1 <= num_subsample_critics <= num_critics:
+            raise ValueError(f"num_subsample_critics ({num_subsample_critics}) must be in [1, num_critics={num_critics}]")
+        if len(self.features[ACTION].shape) != 1:
+            raise ValueError(f"SAC needs a 1-D action feature, got shape {self.features[ACTION].shape}")
+        self.automatic_optimization = False
+        self.discount = float(discount)
+        self.target_entropy = float(target_entropy) if target_entropy is not None else -self.action_dim / 2.0
+        self.use_backup_entropy = bool(use_backup_entropy)
+        self.num_subsample_critics = num_subsample_critics
+        self.tau = float(critic_target_update_weight)
+        self.actor_lr, self.critic_lr, self.temperature_lr = float(actor_lr), float(critic_lr), float(temperature_lr)
+        self.grad_clip_norm = float(grad_clip_norm)
+        self.utd_ratio, self.policy_update_freq = int(utd_ratio), int(policy_update_freq)
+        self.shared_encoder = bool(shared_encoder)
+
+        state_shapes = {k: int(f.shape[0]) for k, f in self.input_features.items() if f.type is not FeatureType.VISUAL}
+        image_shapes = {k: f.shape for k, f in self.input_features.items() if f.type is FeatureType.VISUAL}
+
+        def encoder() -> ObservationEncoder:
+            return ObservationEncoder(state_shapes, image_shapes, latent_dim, state_encoder_hidden_dim,
+                                      image_encoder_hidden_dim, image_embedding_pooling_dim, vision_encoder_name,
+                                      freeze_vision_encoder, pretrained_vision_encoder)
+
+        self.encoder = encoder()
+        self.critics = CriticEnsemble(self.encoder.out_dim, self.action_dim, num_critics,
+                                      dict(critic_network_kwargs or DEFAULT_CRITIC_NETWORK))
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
+        self.actor_encoder = None if self.shared_encoder else encoder()
+        self.actor = TanhGaussianActor(self.encoder.out_dim, self.action_dim,
+                                       dict(actor_network_kwargs or DEFAULT_ACTOR_NETWORK), std_min, std_max, init_final)
+        self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(temperature_init)))
+        self.num_policy_updates = 0  # actor/temperature updates in this process (logged as train/policy_updates)
+        self._save_policy_hparams()
+
+    # ------------------------------------------------------------------ data contract
+    @property
+    def delta_indices(self) -> dict[str, list[int]]:
+        """SAC uses single frames: no windows."""
+        return {}
+
+    @property
+    def temperature(self) -> Tensor:
+        """alpha = exp(log_alpha) (a scalar tensor)."""
+        return self.log_alpha.exp()
+
+    def _inputs(self, batch: Mapping[str, Any], prefix: str = "") -> dict[str, Tensor]:
+        missing = [prefix + k for k in self.input_features if prefix + k not in batch]
+        if missing:
+            raise KeyError(f"SAC batch lacks {missing}; batch keys: {sorted(batch)} (SAC trains on replay transitions, "
+                           "e.g. from robolearn.rl.datamodule.OnlineRLDataModule)")
+        return {k: batch[prefix + k] for k in self.input_features}
+
+    def normalize_transitions(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Normalize ``observation.*``, ``next.observation.*`` and ``action`` of a raw transition batch."""
+        out = dict(batch)
+        for key in self.input_features:
+            for k in (key, "next." + key):
+                if k in out:
+                    out[k] = self.normalizer.normalize_tensor(key, out[k])
+        if ACTION in out:
+            out[ACTION] = self.normalizer.normalize_tensor(ACTION, out[ACTION])
+        return out
+
+    def _actor_features(self, obs: Mapping[str, Tensor], critic_feat: Tensor | None = None) -> Tensor:
+        if self.actor_encoder is not None:
+            return self.actor_encoder(obs)
+        feat = critic_feat if critic_feat is not None else self.encoder(obs)
+        return feat.detach()
+
+    # ------------------------------------------------------------------ inference
+    def _predict_chunk(self, batch: dict[str, Any]) -> Tensor:
+        """Deterministic action ``tanh(mean)``, ``(B, 1, A)`` in normalized units."""
+        obs = self._inputs(batch)
+        _, _, mean = self.actor(self._actor_features(obs), deterministic=True)
+        return mean[:, None]
+
+    @torch.no_grad()
+    def sample_action(self, observation: Mapping[str, Tensor]) -> Tensor:
+        """A stochastic action ``a ~ pi(.|s)`` ``(B, A)`` in the action's units (for exploration in the env), from a
+        raw observation batch (states ``(B, D)``, cameras ``(B, 3, H, W)`` in [0, 1])."""
+        obs = self.normalizer.normalize(self._inputs(observation), keys=list(self.input_features))
+        action, _, _ = self.actor(self._actor_features(obs))
+        return self.normalizer.unnormalize_tensor(ACTION, action)
+
+    # ------------------------------------------------------------------ losses (normalized batches)
+    @torch.no_grad()
+    def td_target(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """``y = r + discount^k (1 - done) (min_j Q'_j(s', a') - alpha log pi(a'|s'))``, ``(B,)``, for a normalized
+        transition batch (``k = next.n_steps``, 1 when absent; the entropy term only with ``use_backup_entropy``)."""
+        next_obs = self._inputs(batch, "next.")
+        reward = batch["next.reward"].reshape(-1)
+        done = batch["next.done"].reshape(-1).float()
+        n_steps = batch["next.n_steps"].reshape(-1).float() if "next.n_steps" in batch else torch.ones_like(reward)
+        next_action, next_log_prob, _ = self.actor(self._actor_features(next_obs))
+        q_next = self.target_critics(self.target_encoder(next_obs), next_action)  # (N, B)
+        if self.num_subsample_critics is not None:
+            pick = torch.randperm(q_next.shape[0], device=q_next.device)[: self.num_subsample_critics]
+            q_next = q_next[pick]
+        v_next = q_next.min(0).values
+        if self.use_backup_entropy:
+            v_next = v_next - self.temperature * next_log_prob
+        return reward + (1.0 - done) * self.discount ** n_steps * v_next
+
+    def critic_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """``(L_Q, info, critic features of s)`` for a normalized transition batch (see the class docstring)."""
+        obs = self._inputs(batch)
+        td_target = self.td_target(batch)
+        feat = self.encoder(obs)
+        q = self.critics(feat, batch[ACTION])
+        loss = ((q - td_target[None]) ** 2).mean(1).sum()
+        return loss, {"q_mean": q.mean().detach(), "td_target_mean": td_target.mean()}, feat
+
+    def actor_temperature_loss(self, batch: Mapping[str, Tensor], critic_feat: Tensor | None = None
+                               ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """``(L_pi, L_alpha, info)``; the critic's weights receive no gradient from ``L_pi``."""
+        obs = self._inputs(batch)
+        feat = critic_feat.detach() if critic_feat is not None else self.encoder(obs).detach()
+        action, log_prob, _ = self.actor(self._actor_features(obs, feat))
+        params = list(self.critics.parameters())
+        flags = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            q = self.critics(feat, action).min(0).values
+        finally:
+            for p, f in zip(params, flags):
+                p.requires_grad_(f)
+        actor_loss = (self.temperature.detach() * log_prob - q).mean()
+        temperature_loss = (-self.temperature * (log_prob.detach() + self.target_entropy)).mean()
+        return actor_loss, temperature_loss, {"entropy": -log_prob.mean().detach()}
+
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Sum of the three losses on a normalized batch (used by ``forward``; training uses ``training_step``)."""
+        critic, info, feat = self.critic_loss(batch)
+        actor, temp, info2 = self.actor_temperature_loss(batch, feat)
+        return critic + actor + temp, {"critic_loss": critic.detach(), "actor_loss": actor.detach(),
+                                       "temperature_loss": temp.detach(), **info, **info2}
+
+    def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.compute_loss(self.normalize_transitions(batch))
+
+    # ------------------------------------------------------------------ training
+    def is_policy_update(self, update_index: int) -> bool:
+        """Whether update number ``update_index`` (0-based) also trains the actor and temperature."""
+        group, pos = divmod(int(update_index), self.utd_ratio)
+        return pos == self.utd_ratio - 1 and group % self.policy_update_freq == 0
+
+    def on_fit_start(self) -> None:
+        precision = str(getattr(self.trainer, "precision", "32"))
+        if precision.startswith("16"):
+            raise ValueError(f"SACPolicy does not support trainer.precision={precision!r} (fp16 gradients would be "
+                             "clipped unscaled); use 32-true or bf16-mixed")
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        opt = self.optimizers()
+        batch = self.normalize_transitions(batch)
+        update_index = int(self.global_step)
+        critic_loss, info, feat = self.critic_loss(batch)
+        total = critic_loss
+        policy_update = self.is_policy_update(update_index)
+        if policy_update:
+            actor_loss, temperature_loss, info2 = self.actor_temperature_loss(batch, feat)
+            total = total + actor_loss + temperature_loss
+            info.update(actor_loss=actor_loss.detach(), temperature_loss=temperature_loss.detach(), **info2)
+            self.num_policy_updates += 1
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        if self.grad_clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self._critic_params(), self.grad_clip_norm)
+            if policy_update:
+                torch.nn.utils.clip_grad_norm_(self._actor_params(), self.grad_clip_norm)
+        opt.step()
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+        self.update_targets()
+        bs = int(batch[ACTION].shape[0])
+        self.log("train/loss", critic_loss.detach(), prog_bar=True, on_step=True, batch_size=bs)
+        self.log("train/critic_loss", critic_loss.detach(), on_step=True, batch_size=bs)
+        self.log("train/temperature", self.temperature.detach(), prog_bar=True, on_step=True, batch_size=bs)
+        self.log("train/policy_updates", float(self.num_policy_updates), on_step=True, batch_size=bs)
+        for name, value in info.items():
+            self.log(f"train/{name}", value, on_step=True, batch_size=bs)
+        return critic_loss.detach()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss, info = self(batch)
+        self.log("val/loss", loss, batch_size=int(batch[ACTION].shape[0]))
+        return loss
+
+    def update_targets(self) -> None:
+        """Polyak-average the target encoder and critics towards the online ones (tau = critic_target_update_weight)."""
+        polyak_update(self.target_critics, self.critics, self.tau)
+        polyak_update(self.target_encoder, self.encoder, self.tau)
+
+    def _critic_params(self) -> list[torch.nn.Parameter]:
+        return [p for m in (self.encoder, self.critics) for p in m.parameters() if p.requires_grad]
+
+    def _actor_params(self) -> list[torch.nn.Parameter]:
+        mods = [self.actor] + ([self.actor_encoder] if self.actor_encoder is not None else [])
+        return [p for m in mods for p in m.parameters() if p.requires_grad]
+
+    def get_optim_params(self) -> list[dict[str, Any]]:
+        """Three groups: critic (+ its encoder) at ``critic_lr``, actor at ``actor_lr``, ``log_alpha`` at
+        ``temperature_lr``."""
+        return [
+            {"params": self._critic_params(), "lr": self.critic_lr, "name": "critic"},
+            {"params": self._actor_params(), "lr": self.actor_lr, "name": "actor"},
+            {"params": [self.log_alpha], "lr": self.temperature_lr, "name": "temperature"},
+        ]
+
+    def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params)

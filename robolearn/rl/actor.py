@@ -1,0 +1,143 @@
+"""The environment side of online RL: step a gymnasium env with the current policy and emit replay transitions.
+
+Observations are mapped to dataset keys with the env config's ``features_map`` (``{native dotted key: dataset
+key}``, e.g. ``{"agent_pos": "observation.state", "environment_state": "observation.environment_state"}``) through
+:mod:`robolearn.envs.observation`: cameras become float32 ``(C, H, W)`` in [0, 1], states float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from robolearn.envs.observation import preprocess_observation
+
+ActionFn = Callable[[dict[str, Tensor]], Tensor]
+
+
+@dataclass
+class EpisodeStats:
+    """One finished episode: ``episode_return`` (sum of rewards), ``success`` (``info[success_key]`` at any step),
+    ``length`` (env steps), ``env_step`` (the actor's total env steps when it ended)."""
+
+    episode_return: float
+    success: bool
+    length: int
+    env_step: int
+
+
+@dataclass
+class EnvActor:
+    """Steps ``env`` one transition at a time and returns it in :mod:`robolearn.rl.replay`'s layout.
+
+    Args:
+        env: a gymnasium env (not vectorized) with a ``Box`` action space.
+        features_map: ``{native dotted observation key: dataset key}``.
+        seed: seed of the first ``reset`` and of the action space's random sampler.
+        success_key: ``info`` key holding a bool success flag (``is_success``, as gym-pusht / lerobot envs).
+
+    Attributes:
+        env_steps: total env steps taken; ``episodes``: finished :class:`EpisodeStats`, oldest first.
+    """
+
+    env: gym.Env
+    features_map: Mapping[str, str]
+    seed: int = 0
+    success_key: str = "is_success"
+    env_steps: int = 0
+    episodes: list[EpisodeStats] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env.action_space, gym.spaces.Box):
+            raise TypeError(f"EnvActor needs a Box action space, got {self.env.action_space}")
+        self.features_map = {str(k): str(v) for k, v in self.features_map.items()}
+        self.env.action_space.seed(int(self.seed))
+        self._obs: dict[str, Tensor] | None = None
+        self._return = 0.0
+        self._length = 0
+        self._success = False
+        self._next_seed: int | None = int(self.seed)
+
+    def observation(self, native_obs: Any) -> dict[str, Tensor]:
+        """One native observation -> ``{dataset key: tensor without batch axis}``."""
+        batched = _add_batch_axis(native_obs)
+        return {k: v[0] for k, v in preprocess_observation(batched, self.features_map).items()}
+
+    @property
+    def current_observation(self) -> dict[str, Tensor]:
+        """The observation the next action will be taken from (resets the env on first use)."""
+        if self._obs is None:
+            native, _ = self.env.reset(seed=self._next_seed)
+            self._next_seed = None
+            self._obs = self.observation(native)
+            self._return, self._length, self._success = 0.0, 0, False
+        return self._obs
+
+    def reset(self) -> dict[str, Tensor]:
+        """Abandon the current episode (not recorded in ``episodes``) and start a new one; returns its observation."""
+        self._obs = None
+        return self.current_observation
+
+    def random_action(self) -> np.ndarray:
+        """A uniform sample of the action space (warm-up exploration)."""
+        return np.asarray(self.env.action_space.sample(), dtype=np.float32)
+
+    def step(self, action_fn: ActionFn | None = None) -> tuple[dict[str, Tensor], EpisodeStats | None]:
+        """Take one env step and return ``(transition, finished episode or None)``.
+
+        Args:
+            action_fn: maps a batched observation ``{key: (1, ...)}`` to an action ``(1, A)`` in env units (e.g.
+                ``policy.sample_action``); None samples the action space uniformly.
+
+        The transition holds ``observation.*``, ``action`` (float32, clipped to the action space), ``next.reward``,
+        ``next.done`` (terminated), ``next.truncated``, ``next.observation.*`` and
+        ``complementary_info.is_intervention`` (0: no human in this loop). At an episode end the env is reset and the
+        next call starts the new episode.
+
+        Raises:
+            ValueError: the action has the wrong number of elements.
+        """
+        obs = self.current_observation
+        if action_fn is None:
+            action = self.random_action()
+        else:
+            batched = {k: v[None] for k, v in obs.items()}
+            action = action_fn(batched).detach().to("cpu", torch.float32).numpy().reshape(-1)
+        space = self.env.action_space
+        if action.size != int(np.prod(space.shape)):
+            raise ValueError(f"action has {action.size} elements, the env's action space is {space.shape}")
+        action = np.clip(action.reshape(space.shape), space.low, space.high).astype(np.float32)
+        native, reward, terminated, truncated, info = self.env.step(action)
+        next_obs = self.observation(native)
+        self.env_steps += 1
+        self._return += float(reward)
+        self._length += 1
+        self._success = self._success or bool(info.get(self.success_key, False))
+        transition = {
+            **obs,
+            "action": torch.from_numpy(action),
+            "next.reward": torch.tensor(float(reward)),
+            "next.done": torch.tensor(bool(terminated)),
+            "next.truncated": torch.tensor(bool(truncated) and not bool(terminated)),
+            **{"next." + k: v for k, v in next_obs.items()},
+            "complementary_info.is_intervention": torch.tensor(0.0),
+        }
+        finished = None
+        if terminated or truncated:
+            finished = EpisodeStats(self._return, self._success, self._length, self.env_steps)
+            self.episodes.append(finished)
+            self._obs = None
+        else:
+            self._obs = next_obs
+        return transition, finished
+
+
+def _add_batch_axis(obs: Any) -> Any:
+    if isinstance(obs, Mapping):
+        return {k: _add_batch_axis(v) for k, v in obs.items()}
+    return np.asarray(obs)[None]
