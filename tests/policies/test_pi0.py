@@ -16,8 +16,12 @@ import torch
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.normalize import QUANTILES, Normalizer
-from robolearn.policies.pi0 import Pi0Policy, Pi05Policy, inputs
-from robolearn.policies.pi0.flow import euler_integrate, make_attention_mask, sample_time, sinusoidal_time_embedding
+from robolearn.policies.pi0 import Pi0Policy, Pi05Policy
+from robolearn.policies.pi0.prompt import discretize_state, pi05_prompt
+from robolearn.policies.vla.flow import euler_integrate, sample_beta_time, sinusoidal_time_embedding
+from robolearn.policies.vla.images import resize_with_pad
+from robolearn.policies.vla.masks import make_att_2d_masks
+from robolearn.policies.vla.padding import pad_vector
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = "Push the T-shaped block onto the target."
@@ -84,15 +88,15 @@ def observation(b: dict) -> dict:
 # --------------------------------------------------------------------------------------------- flow matching
 def test_time_sampling_beta_moments_and_range():
     torch.manual_seed(0)
-    t = sample_time(200_000)
+    t = sample_beta_time(200_000)
     a, b, scale, off = 1.5, 1.0, 0.999, 0.001
     mean = a / (a + b) * scale + off  # 0.6004
     var = a * b / ((a + b) ** 2 * (a + b + 1)) * scale ** 2  # 0.06844
     assert abs(t.mean().item() - mean) < 3e-3
     assert abs(t.var().item() - var) < 2e-3
     assert t.min().item() >= 0.001 and t.max().item() <= 1.0
-    with pytest.raises(ValueError, match="Beta parameters"):
-        sample_time(3, alpha=0.0)
+    with pytest.raises(ValueError, match="alpha > 0"):
+        sample_beta_time(3, alpha=0.0)
 
 
 def test_sinusoidal_time_embedding_hand_computed():
@@ -127,7 +131,9 @@ def test_attention_mask_cell_by_cell_pi0_layout():
         [1, 1, 1, 0, 1, 1, 1],  # action 0
         [1, 1, 1, 0, 1, 1, 1],  # action 1
     ], dtype=torch.bool)
-    assert torch.equal(make_attention_mask(pad, starts)[0], expected)
+    assert torch.equal(make_att_2d_masks(pad, starts)[0], expected)  # 1-D starts: shared by the batch
+    with pytest.raises(ValueError, match="same"):
+        make_att_2d_masks(pad, starts[None, :6])
 
 
 def test_model_builds_the_expected_block_layout():
@@ -143,11 +149,21 @@ def test_model_builds_the_expected_block_layout():
 def test_pi05_state_discretization_and_prompt_hand_computed():
     state = torch.tensor([[-1.0, 0.0, 0.999, -1.5, 0.5]])
     # edges -1 + 2k/256: -1 -> bin 0; 0 -> 128; 0.999 -> 255; below -1 -> -1 (lerobot's digitize); 0.5 -> 192
-    assert inputs.discretize_state(state).tolist() == [[0, 128, 255, -1, 192]]
-    padded = inputs.pad_vector(state, 7)
-    prompt = inputs.pi05_prompt(" push_the\nT ", inputs.discretize_state(padded)[0].tolist())
+    assert discretize_state(state).tolist() == [[0, 128, 255, -1, 192]]
+    padded = pad_vector(state, 7)
+    prompt = pi05_prompt(" push_the\nT ", discretize_state(padded)[0].tolist())
     assert prompt == "Task: push the T, State: 0 128 255 -1 192 128 128;\nAction: "
-    assert inputs.pi0_prompt("do it") == "do it\n" and inputs.pi0_prompt("do it\n") == "do it\n"
+
+
+def test_pi0_images_are_padded_centred():
+    """openpi / lerobot π0: a 10x20 frame resized to 20x20 keeps 10 rows, with 5 padding rows above and below."""
+    out = resize_with_pad(torch.ones(1, 3, 10, 20), 20, 20, pad_value=-1.0, align="center")
+    assert out.shape == (1, 3, 20, 20)
+    assert (out[:, :, :5] == -1).all() and (out[:, :, 15:] == -1).all() and (out[:, :, 5:15] == 1).all()
+    odd = resize_with_pad(torch.ones(1, 1, 4, 7), 7, 7, align="center")  # 3 padding rows: 1 above, 2 below
+    assert odd[0, 0, :, 0].tolist() == [0, 1, 1, 1, 1, 0, 0]
+    with pytest.raises(ValueError, match="align"):
+        resize_with_pad(torch.ones(1, 1, 4, 7), 7, 7, align="bottom")
 
 
 def test_pi05_policy_prompt_uses_quantile_normalized_state():
@@ -209,7 +225,7 @@ def test_loss_zeroes_padded_steps_and_extra_action_dims():
     torch.manual_seed(1)
     loss, _ = p.compute_loss(nb)
     torch.manual_seed(1)
-    elem = p.model(**p.prepare_inputs(nb), actions=inputs.pad_vector(nb["action"], 6))
+    elem = p.model(**p.prepare_inputs(nb), actions=pad_vector(nb["action"], 6))
     assert elem.shape == (2, 4, 6)
     masked = elem * (~b["action_is_pad"])[..., None]
     torch.testing.assert_close(loss, masked[..., :2].mean())

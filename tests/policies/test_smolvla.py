@@ -15,12 +15,13 @@ import torch
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.smolvla import SmolVLAPolicy
-from robolearn.policies.smolvla.attention import apply_rope, make_att_2d_masks, masked_attention
+from robolearn.policies.smolvla.attention import apply_rope, masked_attention
 from robolearn.policies.smolvla.tiny import write_tiny_smolvlm
 from robolearn.policies.vla.flow import (euler_integrate, noisy_actions, sample_beta_time, sample_uniform_time,
                                          sinusoidal_time_embedding)
 from robolearn.policies.vla.images import resize_with_pad
 from robolearn.policies.vla.lora import merge_lora, parameter_report
+from robolearn.policies.vla.masks import make_att_2d_masks
 
 REPO = Path(__file__).resolve().parents[2]
 CHUNK, MAX_DIM, IMG = 4, 6, 32

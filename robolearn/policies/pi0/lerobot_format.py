@@ -22,8 +22,8 @@ from torch import Tensor
 
 from robolearn.features import PolicyFeature
 from robolearn.policies.lerobot_compat import LerobotFormatError, base_lerobot_config, convert_config_keys
-from robolearn.policies.pi0.lora import lora_enabled
 from robolearn.policies.pi0.module import Pi0Policy
+from robolearn.policies.vla.lora import lora_enabled
 
 LEROBOT_TYPE = "pi0"
 POLICY_CLASS = Pi0Policy

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robolearn.policies.pi0.backbone import PaliGemmaWithExpert
-from robolearn.policies.pi0.flow import euler_integrate, make_attention_mask, sample_time, sinusoidal_time_embedding
+from robolearn.policies.vla.flow import euler_integrate, noisy_actions, sample_beta_time, sinusoidal_time_embedding
+from robolearn.policies.vla.masks import make_att_2d_masks
 
 
 class Pi0Model(nn.Module):
@@ -85,20 +86,20 @@ class Pi0Model(nn.Module):
         pad = torch.cat(pads, dim=1)
         return emb, pad, torch.zeros_like(pad, dtype=torch.long)
 
-    def embed_suffix(self, state: Tensor | None, noisy_actions: Tensor, time: Tensor
+    def embed_suffix(self, state: Tensor | None, x_t: Tensor, time: Tensor
                      ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """State (π0) and noisy-action tokens.
 
         Args:
             state: ``(B, max_state_dim)`` normalized, padded (π0; ignored by π0.5).
-            noisy_actions: ``(B, H, max_action_dim)``; time: ``(B,)``.
+            x_t: noisy actions ``(B, H, max_action_dim)``; time: ``(B,)``.
         Returns:
             ``(embeds (B, Ls, De), pad_masks (B, Ls), block_starts (B, Ls), adarms_cond (B, De) or None)``.
         """
-        b, h, _ = noisy_actions.shape
+        b, h, _ = x_t.shape
         dtype = self.action_in_proj.weight.dtype
         t_emb = sinusoidal_time_embedding(time, self.expert_width, self.min_period, self.max_period).to(dtype)
-        act = self.action_in_proj(noisy_actions.to(dtype))
+        act = self.action_in_proj(x_t.to(dtype))
         starts = [1] + [0] * (h - 1)
         if self.pi05:
             cond = F.silu(self.time_mlp_out(F.silu(self.time_mlp_in(t_emb))))
@@ -122,21 +123,20 @@ class Pi0Model(nn.Module):
                 time: Tensor | None = None) -> Tensor:
         """Per-element flow-matching loss ``(v(x_t, t) - (noise - actions))^2``, shape ``(B, H, max_action_dim)``.
 
-        ``x_t = t * noise + (1 - t) * actions`` with ``t ~ Beta`` (see :func:`sample_time`) and Gaussian ``noise``
-        unless given. ``actions`` are normalized and padded, ``(B, H, max_action_dim)``.
+        ``x_t = t * noise + (1 - t) * actions`` with ``t ~ Beta``
+        (:func:`~robolearn.policies.vla.flow.sample_beta_time`) and Gaussian ``noise`` unless given. ``actions`` are
+        normalized and padded, ``(B, H, max_action_dim)``.
         """
         b = actions.shape[0]
         if noise is None:
             noise = torch.randn_like(actions)
         if time is None:
-            time = sample_time(b, *self.time_beta, device=actions.device)
-        t = time[:, None, None]
-        x_t = t * noise + (1 - t) * actions
-        u_t = noise - actions
+            time = sample_beta_time(b, *self.time_beta, device=actions.device)
+        x_t, u_t = noisy_actions(actions, noise, time)
         p_emb, p_pad, p_blk = self.embed_prefix(images, image_masks, lang_tokens, lang_masks)
         s_emb, s_pad, s_blk, cond = self.embed_suffix(state, x_t, time)
         pad = torch.cat([p_pad, s_pad], dim=1)
-        mask = make_attention_mask(pad, torch.cat([p_blk, s_blk], dim=1))
+        mask = make_att_2d_masks(pad, torch.cat([p_blk, s_blk], dim=1))
         pos = torch.cumsum(pad.long(), dim=1) - 1
         (_, s_out), _ = self.paligemma_with_expert([p_emb, s_emb.to(p_emb.dtype)], mask, pos, adarms_cond=cond)
         v_t = self.action_out_proj(s_out[:, -self.chunk_size:].to(self.action_out_proj.weight.dtype))
@@ -155,7 +155,7 @@ class Pi0Model(nn.Module):
         if noise is None:
             noise = torch.randn(b, self.chunk_size, self.max_action_dim, device=lang_tokens.device)
         p_emb, p_pad, p_blk = self.embed_prefix(images, image_masks, lang_tokens, lang_masks)
-        p_mask = make_attention_mask(p_pad, p_blk)
+        p_mask = make_att_2d_masks(p_pad, p_blk)
         p_pos = torch.cumsum(p_pad.long(), dim=1) - 1
         _, cache = self.paligemma_with_expert([p_emb, None], p_mask, p_pos, use_cache=True)
         n_prefix_valid = p_pad.long().sum(dim=1, keepdim=True)
@@ -165,7 +165,7 @@ class Pi0Model(nn.Module):
             # suffix queries see every valid prefix token, and the suffix blockwise-causally
             full_pad = torch.cat([p_pad, s_pad], dim=1)
             full_blk = torch.cat([p_blk, s_blk], dim=1)
-            mask = make_attention_mask(full_pad, full_blk)[:, p_pad.shape[1]:]
+            mask = make_att_2d_masks(full_pad, full_blk)[:, p_pad.shape[1]:]
             pos = n_prefix_valid + torch.cumsum(s_pad.long(), dim=1) - 1
             (_, s_out), _ = self.paligemma_with_expert([None, s_emb.to(p_emb.dtype)], mask, pos,
                                                        past_key_values=cache, adarms_cond=cond)

@@ -11,13 +11,24 @@ from torch import Tensor
 
 from robolearn.features import ACTION, FeatureType
 from robolearn.policies.base import PolicyModule
-from robolearn.policies.pi0 import inputs
 from robolearn.policies.pi0.configs import GEMMA_VARIANTS, gemma_config, paligemma_config
-from robolearn.policies.pi0.lora import apply_lora, lora_enabled
 from robolearn.policies.pi0.model import Pi0Model
-from robolearn.policies.pi0.schedule import cosine_decay_with_warmup
+from robolearn.policies.pi0.prompt import discretize_state, pi05_prompt
+from robolearn.policies.vla import lora
+from robolearn.policies.vla.images import resize_with_pad
+from robolearn.policies.vla.padding import pad_vector
+from robolearn.policies.vla.policy import VLAPolicyMixin
+from robolearn.policies.vla.schedule import cosine_decay_with_warmup
+from robolearn.policies.vla.tokenize import task_list, tokenize_tasks
 
-DEFAULT_PEFT = {"r": 0, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": None, "modules_to_save": None}
+DEFAULT_PEFT = {**lora.DEFAULT_PEFT, "lora_alpha": 16}
+# LoRA targets: the attention (q/k/v/o_proj) and MLP (gate/up/down_proj) linears of both Gemma towers (PaliGemma's
+# language model and the action expert); the SigLIP vision tower stays frozen. The small state/action/time
+# projections (top-level submodules of Pi0Model) are trained fully.
+DEFAULT_LORA_TARGETS = (r".*(language_model|gemma_expert\.model)\.layers\.\d+\."
+                        r"(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)")
+DEFAULT_MODULES_TO_SAVE = ("state_proj", "action_in_proj", "action_out_proj", "action_time_mlp_in",
+                           "action_time_mlp_out", "time_mlp_in", "time_mlp_out")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -46,7 +57,7 @@ def build_paligemma(variant: str, image_size: int, pretrained: str | None, dtype
     return model
 
 
-class Pi0Policy(PolicyModule):
+class Pi0Policy(VLAPolicyMixin, PolicyModule):
     """π0: PaliGemma (SigLIP + Gemma 2B) VLM backbone plus a Gemma-300M action expert trained by flow matching.
 
     Inputs: one or more cameras ``(B, 3, H, W)`` in [0, 1] (resized with padding to ``image_resolution``),
@@ -61,7 +72,7 @@ class Pi0Policy(PolicyModule):
         features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats: see
             :class:`~robolearn.policies.base.PolicyModule`. ``optimizer=None`` gives AdamW(``optimizer_lr``,
             ``optimizer_betas``, ``optimizer_eps``, ``optimizer_weight_decay``); ``lr_scheduler=None`` gives
-            warmup + cosine decay (:func:`~robolearn.policies.pi0.schedule.cosine_decay_with_warmup`).
+            warmup + cosine decay (:func:`~robolearn.policies.vla.schedule.cosine_decay_with_warmup`).
         paligemma_variant, action_expert_variant: keys of :data:`~robolearn.policies.pi0.configs.GEMMA_VARIANTS`
             (``gemma_2b`` / ``gemma_300m``; ``dummy`` for tests).
         pretrained_backbone_weights: Hub id or folder of a PaliGemma checkpoint loaded with
@@ -78,7 +89,8 @@ class Pi0Policy(PolicyModule):
         freeze_vision_encoder: freeze SigLIP (kept in eval mode). train_expert_only: freeze all of PaliGemma.
         gradient_checkpointing: recompute transformer layers in backward.
         peft: LoRA settings ``{r, lora_alpha, lora_dropout, target_modules, modules_to_save}``; ``r=0`` disables
-            (see :mod:`robolearn.policies.pi0.lora`).
+            (see :func:`robolearn.policies.vla.lora.apply_lora`; ``lora_alpha=None`` is peft's 8). Default targets:
+            the attention and MLP linears of both Gemma towers; the state/action/time projections train fully.
         optimizer_grad_clip_norm: gradient-norm clip applied when the trainer sets no ``gradient_clip_val``.
 
     Raises:
@@ -87,6 +99,7 @@ class Pi0Policy(PolicyModule):
     """
 
     pi05 = False
+    policy_label = "π0"
     default_normalization_mapping = {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"}
 
     def __init__(
@@ -167,39 +180,17 @@ class Pi0Policy(PolicyModule):
             time_beta=(time_sampling_beta_alpha, time_sampling_beta_beta, time_sampling_scale, time_sampling_offset),
             min_period=min_period, max_period=max_period, gradient_checkpointing=gradient_checkpointing)
         self.model.paligemma_with_expert.gemma_expert.to(DTYPES[dtype])
-        if lora_enabled(peft):
-            apply_lora(self.model, dict(peft))
+        if lora.lora_enabled(peft):
+            lora.apply_lora(self.model, dict(peft), DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE)
         if train_expert_only:
             self.model.paligemma_with_expert.paligemma.requires_grad_(False)
         elif freeze_vision_encoder:
             self.model.paligemma_with_expert.vision_tower.requires_grad_(False)
         self._save_policy_hparams()
 
-    # ------------------------------------------------------------------ tokenizer
-    @property
-    def tokenizer(self):
-        """The prompt tokenizer, loaded from ``tokenizer_name`` on first use (``AutoTokenizer.from_pretrained``)."""
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
-            except OSError as e:
-                raise OSError(f"π0 tokenizer_name={self.tokenizer_name!r} could not be loaded (a Hub id needs the "
-                              f"network or the HF cache; a folder needs tokenizer files): {e}") from e
-        return self._tokenizer
-
-    @tokenizer.setter
-    def tokenizer(self, tokenizer) -> None:
-        self._tokenizer = tokenizer
-
     # ------------------------------------------------------------------ inputs
-    @property
-    def delta_indices(self) -> dict[str, list[int]]:
-        return {ACTION: list(range(self.chunk_size))}
-
     def _prompts(self, batch: dict[str, Any], batch_size: int) -> list[str]:
-        return [inputs.pi0_prompt(t) for t in inputs.task_list(batch, batch_size)]
+        return task_list(batch.get("task"), batch_size)
 
     def _state(self, batch: dict[str, Any]) -> Tensor | None:
         if self.state_key is None:
@@ -209,7 +200,7 @@ class Pi0Policy(PolicyModule):
         state = batch[self.state_key]
         if state.ndim == 3:  # (B, 1, D) window of one frame
             state = state[:, -1]
-        return inputs.pad_vector(state.float(), self.max_state_dim, self.state_key)
+        return pad_vector(state.float(), self.max_state_dim, self.state_key)
 
     def prepare_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Model inputs from a **normalized** batch: ``images`` (list of ``(B, 3, R, R)`` in [-1, 1]),
@@ -227,7 +218,7 @@ class Pi0Policy(PolicyModule):
             img = batch[key]
             if img.ndim == 5:
                 img = img[:, -1]
-            images.append(inputs.resize_with_pad(img, r, r) * 2.0 - 1.0)
+            images.append(resize_with_pad(img.float(), r, r, align="center") * 2.0 - 1.0)
             masks.append(torch.ones(img.shape[0], dtype=torch.bool, device=img.device))
         b = images[0].shape[0] if images else int(batch[self.state_key].shape[0])
         device = self.device
@@ -235,8 +226,9 @@ class Pi0Policy(PolicyModule):
             images.append(torch.full((b, 3, r, r), -1.0, device=device))
             masks.append(torch.zeros(b, dtype=torch.bool, device=device))
         state = self._state(batch)
-        tokens, lang_masks = inputs.tokenize(self.tokenizer, self._prompts(batch, b), self.tokenizer_max_length,
-                                             device)
+        # π0's prompt is the task plus "\n"; π0.5's ends in "Action: " and is kept as written
+        tokens, lang_masks = tokenize_tasks(self.tokenizer, self._prompts(batch, b), self.tokenizer_max_length,
+                                            "max_length", append_newline=not self.pi05, device=device)
         return {"images": images, "image_masks": masks, "lang_tokens": tokens, "lang_masks": lang_masks,
                 "state": None if self.pi05 else state}
 
@@ -248,7 +240,7 @@ class Pi0Policy(PolicyModule):
         if actions.shape[1] != self.chunk_size:
             raise ValueError(f"action window has {actions.shape[1]} steps, expected chunk_size={self.chunk_size}")
         losses = self.model(**self.prepare_inputs(batch),
-                            actions=inputs.pad_vector(actions.float(), self.max_action_dim, ACTION))
+                            actions=pad_vector(actions.float(), self.max_action_dim, ACTION))
         pad = batch.get(f"{ACTION}_is_pad")
         if pad is not None:
             losses = losses * (~pad.bool())[..., None]
@@ -274,12 +266,6 @@ class Pi0Policy(PolicyModule):
         warmup, decay, decay_lr = self.scheduler_args
         return cosine_decay_with_warmup(optimizer, warmup, decay, self.optimizer_lr, decay_lr)
 
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """Clip at the trainer's ``gradient_clip_val`` if set, else at ``optimizer_grad_clip_norm`` (norm)."""
-        value = gradient_clip_val if gradient_clip_val is not None else self.optimizer_grad_clip_norm
-        if value:
-            self.clip_gradients(optimizer, gradient_clip_val=value, gradient_clip_algorithm=gradient_clip_algorithm or "norm")
-
 
 class Pi05Policy(Pi0Policy):
     """π0.5: π0's trunk with the discretized normalized state written into the prompt
@@ -298,12 +284,12 @@ class Pi05Policy(Pi0Policy):
         Pi0Policy.__init__(self, features, stats, **kwargs)
 
     def _prompts(self, batch: dict[str, Any], batch_size: int) -> list[str]:
-        tasks = inputs.task_list(batch, batch_size)
+        tasks = task_list(batch.get("task"), batch_size)
         state = self._state(batch)
         if state is None:
             raise KeyError("π0.5 writes the state into the prompt: the policy needs an observation.state feature")
-        bins = inputs.discretize_state(state)
-        return [inputs.pi05_prompt(t, b.tolist()) for t, b in zip(tasks, bins)]
+        bins = discretize_state(state)
+        return [pi05_prompt(t, b.tolist()) for t, b in zip(tasks, bins)]
 
 
 def _pi05_signature():

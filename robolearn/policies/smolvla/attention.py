@@ -1,5 +1,5 @@
-"""Attention pieces of SmolVLA's VLM + action expert: rotary embedding, masked grouped-query attention and the
-block attention masks (big_vision / π0 convention)."""
+"""Attention pieces of SmolVLA's VLM + action expert: rotary embedding and masked grouped-query attention (the block
+attention masks are shared with π0: :func:`robolearn.policies.vla.masks.make_att_2d_masks`)."""
 
 from __future__ import annotations
 
@@ -50,18 +50,3 @@ def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
     out = torch.einsum("bhqk,bkhd->bqhd", probs, v)
     return out.reshape(b, lq, h * d)
 
-
-def make_att_2d_masks(pad_masks: Tensor, att_masks: Tensor) -> Tensor:
-    """Block attention mask from per-token flags (big_vision's ``make_attn_mask``).
-
-    Args:
-        pad_masks: bool ``(B, L)``, True for real tokens.
-        att_masks: ``(B, L)`` 0/1; a 1 starts a new block. Token ``i`` attends token ``j`` iff
-            ``cumsum(att)[j] <= cumsum(att)[i]`` and both are real. All zeros = full attention; all ones = causal.
-    Returns:
-        bool ``(B, L, L)``.
-    """
-    cum = torch.cumsum(att_masks.to(torch.int64), dim=1)
-    allowed = cum[:, None, :] <= cum[:, :, None]
-    pad = pad_masks[:, None, :] & pad_masks[:, :, None]
-    return allowed & pad

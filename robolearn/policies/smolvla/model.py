@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robolearn.policies.smolvla.attention import make_att_2d_masks
 from robolearn.policies.smolvla.vlm_expert import KVCache, SmolVLMWithExpert
 from robolearn.policies.vla.flow import euler_integrate, noisy_actions, sample_beta_time, sinusoidal_time_embedding
+from robolearn.policies.vla.masks import make_att_2d_masks
 
 
 class SmolVLAFlowModel(nn.Module):

@@ -16,6 +16,7 @@ from robolearn.policies.smolvla.vlm_expert import SmolVLMWithExpert
 from robolearn.policies.vla.images import resize_with_pad
 from robolearn.policies.vla.lora import DEFAULT_PEFT, apply_lora, format_report, lora_enabled, parameter_report
 from robolearn.policies.vla.padding import pad_vector
+from robolearn.policies.vla.policy import VLAPolicyMixin
 from robolearn.policies.vla.schedule import cosine_decay_with_warmup
 from robolearn.policies.vla.tokenize import task_list, tokenize_tasks
 
@@ -28,7 +29,7 @@ DEFAULT_LORA_TARGETS = (r"(vlm_with_expert\.lm_expert\.layers\.\d+\.self_attn\.(
 DEFAULT_MODULES_TO_SAVE: tuple[str, ...] = ()
 
 
-class SmolVLAPolicy(PolicyModule):
+class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
     """SmolVLA: a SmolVLM2 backbone (first ``num_vlm_layers`` decoder layers) and a flow-matching action expert that
     interleaves cross-attention to the VLM's keys/values with causal self-attention, conditioned on the images,
     the item's ``task`` instruction and the robot state.
@@ -77,6 +78,7 @@ class SmolVLAPolicy(PolicyModule):
             state feature, or state/action wider than ``max_state_dim``/``max_action_dim``.
     """
 
+    policy_label = "SmolVLA"
     default_normalization_mapping = {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ENV": "MEAN_STD",
                                      "ACTION": "MEAN_STD"}
 
@@ -186,30 +188,7 @@ class SmolVLAPolicy(PolicyModule):
             vlm.model.text_model.layers[num_vlm_layers - 1].requires_grad_(False)
         self.model.state_proj.requires_grad_(bool(train_state_proj))
 
-    # ------------------------------------------------------------------ tokenizer
-    @property
-    def tokenizer(self):
-        """The VLM's tokenizer, loaded from ``tokenizer_name`` on first use (``AutoTokenizer.from_pretrained``)."""
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
-            except OSError as e:
-                raise OSError(f"SmolVLA tokenizer {self.tokenizer_name!r} could not be loaded (a Hub id needs the "
-                              f"network or the HF cache; a folder needs tokenizer files): {e}") from e
-        return self._tokenizer
-
-    @tokenizer.setter
-    def tokenizer(self, tokenizer) -> None:
-        self._tokenizer = tokenizer
-
     # ------------------------------------------------------------------ inputs
-    @property
-    def delta_indices(self) -> dict[str, list[int]]:
-        """Only the action is windowed: ``{"action": [0 .. chunk_size-1]}``."""
-        return {ACTION: list(range(self.chunk_size))}
-
     def prepare_inputs(self, batch: Mapping[str, Any]) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor]:
         """``(images, img_masks, lang_tokens, lang_masks, state)`` from a normalized batch.
 
@@ -281,10 +260,3 @@ class SmolVLAPolicy(PolicyModule):
         """Linear warmup then cosine decay to ``scheduler_decay_lr`` (lerobot's preset)."""
         warmup, decay, decay_lr = self.scheduler_args
         return cosine_decay_with_warmup(optimizer, warmup, decay, self.optimizer_args[0], decay_lr)
-
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """Clip at the trainer's ``gradient_clip_val`` if set, else at ``optimizer_grad_clip_norm`` (norm)."""
-        value = gradient_clip_val if gradient_clip_val is not None else self.optimizer_grad_clip_norm
-        if value and value > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=value,
-                                gradient_clip_algorithm=gradient_clip_algorithm or "norm")
