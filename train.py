@@ -91,6 +91,10 @@ def train(cfg: DictConfig):
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    if cfg.get("role", "learner") != "learner":  # actor–learner experiments (HIL-SERL): actor / both processes
+        from robolearn.rl.hil.roles import run_role
+
+        return run_role(cfg, train)
     trainer, _, _ = train(cfg)
     loss = trainer.callback_metrics.get("train/loss")
     return float(loss) if loss is not None else None

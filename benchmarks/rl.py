@@ -9,11 +9,14 @@ Measured, each for ``--seconds`` of wall time after a short warm-up, with one to
 - ``updates_per_s``: SAC gradient updates (sample a batch, critic + actor + temperature losses, one Adam step,
   Polyak update) without Lightning;
 - ``lightning_updates_per_s``: ``trainer.fit`` on ``OnlineRLDataModule`` (utd_ratio 1: one env step + one update per
-  training step, loggers and checkpoints off), i.e. the whole online loop.
+  training step, loggers and checkpoints off), i.e. the whole online loop;
+- ``actor_learner``: HIL-SERL transport over loopback gRPC (:mod:`robolearn.rl.hil`): ``transitions_per_s`` pushed by a
+  :class:`~robolearn.rl.hil.actor.LearnerClient` in batches of ``push_batch`` (msgpack + safetensors encode, validate,
+  queue) and ingested into the learner's replay buffer, and ``weights_pulls_per_s`` of the small SAC's state dict.
 
 Network sizes: lerobot's defaults (latent 256, MLPs [256, 256], 2 critics) and a small setting ([64, 64]).
 
-    python benchmarks/rl.py [--seconds 10] [--batch-size 256]
+    python benchmarks/rl.py [--seconds 10] [--batch-size 256] [--actor-learner-only]
 
 The machine's load average is recorded: on a shared machine, throughput scales with the free cores.
 """
@@ -112,14 +115,54 @@ def measure_lightning(size: str, steps: int, batch_size: int) -> dict:
             "lightning_seconds": round(seconds, 2), "env_steps": dm.actor.env_steps}
 
 
+def measure_actor_learner(seconds: float, push_batch: int = 32) -> dict:
+    """Loopback gRPC throughput of the HIL-SERL learner's transition server and weight serving (see module doc)."""
+    from robolearn.rl.hil.actor import LearnerClient
+    from robolearn.rl.hil.learner import RemoteActorDataModule
+    from robolearn.rl.hil.protocol import IS_INTERVENTION, stack_transitions
+
+    dm = RemoteActorDataModule(ENV_ID, FEATURES_MAP, env_kwargs={"max_episode_steps": 100}, batch_size=32,
+                               online_step_before_learning=1, stats_steps=100, port=0, drq_pad=0)
+    dm.connect(SACPolicy(features=dm.features, stats=dm.stats, **SIZES["small_64"]))
+    actor = EnvActor(dm.make_env(), FEATURES_MAP)
+    steps = [actor.step(None)[0] for _ in range(push_batch)]
+    for t in steps:
+        t[IS_INTERVENTION] = torch.tensor(0.0)
+    batch = stack_transitions(steps)
+    client = LearnerClient(dm.server.address)
+    try:
+        def push():
+            client.push(batch)
+            dm.ingest()
+
+        pushes, _ = rate(push, seconds, warmup=5)
+        pulls, _ = rate(lambda: client.get_weights(0), seconds / 2, warmup=2)
+    finally:
+        client.close()
+        dm.close()
+    return {"push_batch": push_batch, "transitions_per_s": round(pushes * push_batch, 1),
+            "weights_pulls_per_s": round(pulls, 1), "weights_bytes": sum(v.numel() * v.element_size()
+                                                                         for v in dm.policy.state_dict().values())}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lightning-steps", type=int, default=300)
     p.add_argument("--out", type=Path, default=HERE / "results" / "rl.json")
+    p.add_argument("--actor-learner-only", action="store_true",
+                   help="measure only the actor–learner transport and update that entry of --out")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.actor_learner_only:
+        record = json.loads(args.out.read_text()) if args.out.is_file() else {"benchmark": "rl"}
+        record["actor_learner"] = {**measure_actor_learner(args.seconds), "load_average_1m": round(os.getloadavg()[0], 2),
+                                   "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        print("actor_learner:", record["actor_learner"])
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        return
     load_before = os.getloadavg()
     env = measure_env(args.seconds, args.batch_size)
     print("env:", env)
@@ -139,6 +182,7 @@ def main() -> None:
                     "python": platform.python_version(), "torch": torch.__version__},
         "env": env,
         "sac": results,
+        "actor_learner": measure_actor_learner(args.seconds),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -25,25 +25,21 @@ CLI: ``python -m robolearn.inference.server policy.path=<pretrained_model dir> [
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 import threading
 import time
-from concurrent import futures
 from typing import Any, Callable
 
-import grpc
 import torch
 
 from robolearn.features import ACTION
-from robolearn.inference.codec import DEFAULT_MAX_BYTES, CodecError, decode, encode
+from robolearn.inference.codec import DEFAULT_MAX_BYTES
 from robolearn.inference.observation import wire_to_policy
+from robolearn.inference.rpc import AUTH_METADATA_KEY, RpcService, is_loopback  # noqa: F401 (re-exported)
 
 log = logging.getLogger("robolearn.inference.server")
 
 SERVICE = "robolearn.inference.PolicyServer"
-AUTH_METADATA_KEY = "authorization"
 
 
 def method_path(name: str) -> str:
@@ -51,27 +47,7 @@ def method_path(name: str) -> str:
     return f"/{SERVICE}/{name}"
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IPs (``127.0.0.0/8``, ``::1``); False for anything else,
-    including ``0.0.0.0``/``::`` (all interfaces) and host names other than ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _bind_address(host: str, port: int) -> str:
-    h = host.strip("[]")
-    return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
-
-
-def _identity(b: bytes) -> bytes:
-    return b
-
-
-class PolicyServer:
+class PolicyServer(RpcService):
     """Serve one policy over gRPC.
 
     Args:
@@ -90,105 +66,23 @@ class PolicyServer:
     def __init__(self, policy: Any, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
                  actions_per_chunk: int | None = None, device: str | torch.device = "cpu",
                  max_message_bytes: int = DEFAULT_MAX_BYTES, max_workers: int = 4):
-        if token is not None and not str(token):
-            raise ValueError("token must be a non-empty string or None")
-        if token is None and not is_loopback(host):
-            raise ValueError(f"refusing to serve on non-loopback address {host!r} without a token: set token=... "
-                             "(or ROBOLEARN_INFERENCE_TOKEN), or bind to 127.0.0.1")
         if actions_per_chunk is not None and int(actions_per_chunk) < 1:
             raise ValueError(f"actions_per_chunk must be >= 1 or None, got {actions_per_chunk}")
+        super().__init__(host, port, token, max_message_bytes, max_workers,
+                         token_hint="set token=... (or ROBOLEARN_INFERENCE_TOKEN)")
         self.policy = policy.to(device).eval()
         self.device = torch.device(device)
-        self.host, self.port = host, int(port)
-        self._token = None if token is None else str(token).encode()
         self.actions_per_chunk = None if actions_per_chunk is None else int(actions_per_chunk)
-        self.max_message_bytes = int(max_message_bytes)
-        self.max_workers = max_workers
-        self._server: grpc.Server | None = None
         self._lock = threading.Lock()
         self.n_predictions = 0
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> int:
-        """Bind and start serving in background threads; return the bound port.
+    service = SERVICE
+    label = "policy server"
 
-        Raises:
-            RuntimeError: already started, or the address cannot be bound.
-        """
-        if self._server is not None:
-            raise RuntimeError("server already started")
-        limits = [("grpc.max_receive_message_length", self.max_message_bytes),
-                  ("grpc.max_send_message_length", self.max_message_bytes)]
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.max_workers), options=limits)
-        handlers = {
-            "Ready": self._handler("Ready", "ready", self._ready),
-            "Reset": self._handler("Reset", "reset", self._reset),
-            "Predict": self._handler("Predict", "observation", self._predict),
-        }
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-        address = _bind_address(self.host, self.port)
-        try:
-            port = server.add_insecure_port(address)
-        except RuntimeError as e:
-            raise RuntimeError(f"cannot bind policy server to {address}: {e}") from e
-        if port == 0:
-            raise RuntimeError(f"cannot bind policy server to {address}")
-        server.start()
-        self._server, self.port = server, port
-        log.info("policy server (%s) listening on %s, auth %s", type(self.policy).__name__,
-                 _bind_address(self.host, port), "on" if self._token else "off")
-        return port
-
-    @property
-    def address(self) -> str:
-        """``host:port`` to give a client."""
-        return _bind_address(self.host, self.port)
-
-    def stop(self, grace: float | None = 1.0) -> None:
-        """Stop serving (in-flight calls get ``grace`` seconds). Safe to call twice."""
-        if self._server is not None:
-            self._server.stop(grace).wait()
-            self._server = None
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the server stops (or ``timeout`` seconds); True if it stopped."""
-        if self._server is None:
-            return True
-        return self._server.wait_for_termination(timeout)
-
-    def __enter__(self) -> "PolicyServer":
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ handlers
-    def _authorized(self, context: grpc.ServicerContext) -> bool:
-        if self._token is None:
-            return True
-        sent = dict(context.invocation_metadata()).get(AUTH_METADATA_KEY, "")
-        return hmac.compare_digest(sent.encode(), b"Bearer " + self._token)
-
-    def _handler(self, name: str, request_type: str, fn: Callable[[dict], dict]) -> grpc.RpcMethodHandler:
-        def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
-            if not self._authorized(context):
-                context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                              f"{name}: missing or wrong token (send metadata '{AUTH_METADATA_KEY}: Bearer <token>')")
-            try:
-                reply = fn(decode(request, expected_type=request_type, max_bytes=self.max_message_bytes))
-                return encode(reply, max_bytes=self.max_message_bytes)
-            except (CodecError, KeyError, ValueError, TypeError) as e:
-                detail = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-                log.warning("%s: rejected request: %s", name, detail)
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: {detail}")
-            except Exception as e:  # keep serving whatever the policy raises
-                log.exception("%s failed", name)
-                context.abort(grpc.StatusCode.INTERNAL, f"{name}: {type(e).__name__}: {e}")
-
-        return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=_identity,
-                                                   response_serializer=_identity)
+    def methods(self) -> dict[str, tuple[str, Callable[[dict], dict]]]:
+        """``Ready``, ``Reset`` and ``Predict`` (see the module docstring)."""
+        return {"Ready": ("ready", self._ready), "Reset": ("reset", self._reset),
+                "Predict": ("observation", self._predict)}
 
     def _ready(self, msg: dict) -> dict:
         return {

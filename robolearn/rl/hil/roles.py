@@ -1,0 +1,62 @@
+"""``role=`` dispatch of ``train.py`` for actor–learner experiments (HIL-SERL).
+
+- ``role=learner`` (default): the ordinary ``train.py`` run (nothing here is involved);
+- ``role=actor``: :func:`robolearn.rl.hil.actor.run_actor` on the same composed config;
+- ``role=both``: start ``python train.py <same overrides> role=actor`` as a subprocess, train here, then stop it.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger("robolearn.rl.hil.roles")
+ROLES = ("learner", "actor", "both")
+
+
+def actor_command(overrides: list[str], script: str | Path) -> list[str]:
+    """The command line of the actor subprocess: ``script`` with ``overrides``, any ``role=`` replaced by
+    ``role=actor`` (and ``hydra.run.dir`` kept out so that the actor writes its own run folder)."""
+    kept = [o for o in overrides if not o.lstrip("+").startswith(("role=", "hydra.run.dir="))]
+    return [sys.executable, str(script), *kept, "role=actor"]
+
+
+def run_role(cfg: Any, train: Callable[[Any], tuple]) -> float | None:
+    """Run ``cfg.role`` (see the module docstring); ``train`` is ``train.py``'s ``train(cfg)``.
+
+    Returns:
+        the learner's last ``train/loss`` (``both``), or None (``actor``).
+
+    Raises:
+        ValueError: an unknown role (lists the valid ones).
+    """
+    role = str(cfg.get("role", "learner"))
+    if role not in ROLES:
+        raise ValueError(f"role={role!r} is not one of {list(ROLES)}")
+    if role == "actor":
+        from robolearn.rl.hil.actor import run_actor
+
+        run_actor(cfg)
+        return None
+    if role == "learner":
+        trainer, _, _ = train(cfg)
+    else:
+        from hydra.core.hydra_config import HydraConfig
+
+        cmd = actor_command(list(HydraConfig.get().overrides.task), Path(sys.argv[0]).resolve())
+        log.info("role=both: starting the actor: %s", " ".join(cmd))
+        proc = subprocess.Popen(cmd)
+        try:
+            trainer, _, _ = train(cfg)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    loss = trainer.callback_metrics.get("train/loss")
+    return float(loss) if loss is not None else None
