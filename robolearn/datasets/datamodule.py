@@ -196,6 +196,10 @@ class LeRobotDataModule(L.LightningDataModule):
             )
         from robolearn.datasets.lerobot_dataset import LeRobotDataset
 
+        kwargs = dict(self.dataset_kwargs)
+        video_keys = set(self.meta.video_keys)
+        if video_keys and video_keys <= set(self.exclude_features):
+            kwargs.setdefault("download_videos", False)  # every camera is excluded: open no mp4 at all
         return LeRobotDataset(
             self.repo_id,
             root=self.root,
@@ -204,7 +208,7 @@ class LeRobotDataModule(L.LightningDataModule):
             tolerance_s=self.tolerance_s,
             revision=self.revision,
             video_backend=self.video_backend,
-            **self.dataset_kwargs,
+            **kwargs,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -71,3 +71,18 @@ def test_generator_runs_once_when_dataset_missing(pusht_root, tmp_path):
     assert dm.fps == 10
     dm.prepare_data()
     assert calls == [(root, "t/pusht")]
+
+
+def test_excluding_every_camera_opens_no_video(pusht_root, tmp_path):
+    """With all cameras excluded the DataModule reads a copy whose videos/ folder is gone (state-only training)."""
+    root = tmp_path / "pusht_no_videos"
+    shutil.copytree(pusht_root, root, ignore=shutil.ignore_patterns("videos"))
+    dm = _dm(root, exclude_features=["observation.image"], batch_size=4)
+    dm.set_delta_indices({"action": [0, 1, 2]})
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert "observation.image" not in batch and batch["action"].shape == (4, 3, 2)
+    with pytest.raises(FileNotFoundError):  # the same copy with the camera kept needs its videos
+        kept = _dm(root, batch_size=4)
+        kept.setup("fit")
+        next(iter(kept.train_dataloader()))

@@ -216,6 +216,17 @@ def test_forward_backward_and_select_action_shapes(cls):
     assert a0.shape == a1.shape == (2, 2) and len(p._action_queue) == 0  # n_action_steps=2: one inference
 
 
+def test_loss_is_finite_under_bf16_autocast():
+    """Lightning's ``precision=bf16-mixed`` (the FSDP config) runs the model under autocast; the masked attention fill
+    must fit the scores' dtype (it once overflowed bfloat16)."""
+    torch.manual_seed(0)
+    p = make_policy(Pi0Policy)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        loss, _ = p(batch())
+    assert torch.isfinite(loss)
+    loss.backward()
+
+
 def test_loss_zeroes_padded_steps_and_extra_action_dims():
     """lerobot's reduction: per-element loss times (not action_is_pad), cut to the real action dims, mean."""
     p = make_policy()

@@ -148,9 +148,11 @@ class PaliGemmaWithExpert(nn.Module):
         rep = self.num_heads // self.num_kv_heads
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * self.head_dim ** -0.5
-        scores = scores.masked_fill(~mask[:, None], torch.finfo(torch.float32).min)
-        probs = scores.softmax(dim=-1).to(v.dtype)
+        # scores and softmax in float32 even under bf16/fp16 autocast (the fill value must fit the dtype)
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * self.head_dim ** -0.5
+            scores = scores.masked_fill(~mask[:, None], torch.finfo(scores.dtype).min)
+            probs = scores.softmax(dim=-1).to(v.dtype)
         out = torch.matmul(probs, v)  # (B, H, Lq, hd)
         return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
 
