@@ -4,8 +4,9 @@
 exists, and ``trainer.fit(policy, datamodule=dm)`` drives it. Its train loader is an endless stream: before each
 batch it steps the env with the *current* policy (one env step per ``utd_ratio`` batches, after
 ``online_step_before_learning`` uniformly random warm-up steps), adds the transition to the online replay buffer, then
-samples a batch (mixed with an offline buffer of demonstrations at ``online_ratio`` when a dataset is given). The
-policy is found through ``self.trainer.lightning_module`` when the loader is built (no change to ``train.py``).
+samples a batch (mixed with an offline buffer of demonstrations at ``online_ratio`` when a dataset is given): single
+transitions, or episode windows with padding masks for a policy with TD-MPC's ``delta_indices``. The policy is found
+through ``self.trainer.lightning_module`` when the loader is built (no change to ``train.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from robolearn.envs.observation import env_policy_features
-from robolearn.features import ACTION, FeatureType, PolicyFeature
+from robolearn.features import ACTION, REWARD, FeatureType, PolicyFeature
 from robolearn.rl.actor import EnvActor, EpisodeStats
 from robolearn.rl.offline import buffer_from_dataset
 from robolearn.rl.replay import MixedReplayBuffer, ReplayBuffer
@@ -40,7 +41,8 @@ class _TransitionStream(IterableDataset):
 
 
 class OnlineRLDataModule(L.LightningDataModule):
-    """Env + replay buffers + actor, serving SAC-style transition batches to ``trainer.fit``.
+    """Env + replay buffers + actor, serving SAC-style transition batches, or TD-MPC-style episode windows when the
+    policy's ``delta_indices`` ask for them (see :meth:`set_delta_indices`), to ``trainer.fit``.
 
     Args:
         env_id: gymnasium id; ``"module:Id"`` imports ``module`` first (e.g.
@@ -75,8 +77,8 @@ class OnlineRLDataModule(L.LightningDataModule):
     (0/1), ``env/episode_length`` and ``env/steps`` (at ``trainer.global_step``).
 
     Raises:
-        ValueError: bad sizes or ratios; an unbounded action space; policy windows requested in
-            ``set_delta_indices``; an offline dataset that lacks an env observation key.
+        ValueError: bad sizes or ratios; an unbounded action space; policy windows other than TD-MPC's layout
+            requested in ``set_delta_indices``; an offline dataset that lacks an env observation key.
     """
 
     def __init__(
@@ -143,6 +145,7 @@ class OnlineRLDataModule(L.LightningDataModule):
         self.policy = None
         self.utd_ratio = 1
         self.num_batches = 0
+        self.horizon: int | None = None  # set by set_delta_indices for windowed policies (TD-MPC)
         self._restored: dict[str, int] = {}
 
     # ------------------------------------------------------------------ env and facts
@@ -228,15 +231,35 @@ class OnlineRLDataModule(L.LightningDataModule):
         return self._offline_dataset
 
     def set_delta_indices(self, delta_indices: Mapping[str, Sequence[int] | None]) -> None:
-        """Accepts only policies without temporal windows (every value empty or None).
+        """Choose what batches hold from the policy's windows.
+
+        No windows (every value empty or None, e.g. SAC): single transitions (:meth:`ReplayBuffer.sample`). TD-MPC's
+        windows, ``action`` (and optionally ``next.reward``) ``[0, ..., H-1]`` and every windowed observation key
+        ``[0, ..., H]``: episode windows of ``H`` steps with padding masks (:meth:`ReplayBuffer.sample_sequences`);
+        :attr:`horizon` is then ``H``.
 
         Raises:
-            ValueError: a policy asks for windows (names the keys).
+            ValueError: any other window layout (names the keys, their offsets and what is served), or a windowed
+                key that is neither ``action``, ``next.reward`` nor one of the env's observation keys.
         """
-        windowed = {k: list(v) for k, v in delta_indices.items() if v}
-        if windowed:
-            raise ValueError(f"OnlineRLDataModule serves single-step transitions; the policy asks for windows "
-                             f"{windowed}")
+        windowed = {k: [int(i) for i in v] for k, v in delta_indices.items() if v}
+        if not windowed:
+            self.horizon = None
+            return
+        obs_keys = [k for k in self.features if k != ACTION]
+        unknown = sorted(k for k in windowed if k not in (*obs_keys, ACTION, REWARD))
+        h = len(windowed.get(ACTION, []))
+        expected = {k: list(range(h + 1)) for k in windowed if k in obs_keys}
+        expected.update({k: list(range(h)) for k in (ACTION, REWARD) if k in windowed})
+        if unknown or h == 0 or windowed != expected or not any(k in obs_keys for k in windowed):
+            raise ValueError(
+                f"OnlineRLDataModule serves single-step transitions (no windows) or TD-MPC-style episode windows "
+                f"(action and next.reward [0..H-1], observations [0..H]); the policy asks for windows {windowed}"
+                + (f", and {unknown} are not env observation keys ({obs_keys}), 'action' or '{REWARD}'" if unknown else ""))
+        if self.n_step != 1:
+            raise ValueError(f"n_step={self.n_step}: n-step returns apply to single transitions; a windowed policy "
+                             "(horizon H) computes its own multi-step targets, set dataset.n_step=1")
+        self.horizon = h
 
     # ------------------------------------------------------------------ buffers and actor
     def connect(self, policy: Any) -> None:
@@ -246,8 +269,9 @@ class OnlineRLDataModule(L.LightningDataModule):
         discount = float(getattr(policy, "discount", 0.99))
         obs_keys = [k for k in self.features if k != ACTION]
         has_images = any(self.features[k].type is FeatureType.VISUAL for k in obs_keys)
+        # Windowed policies (TD-MPC) augment their own images; DrQ is for single transitions.
         kwargs = dict(device=self.storage_device, n_step=self.n_step, discount=discount,
-                      drq_pad=self.drq_pad if has_images else 0)
+                      drq_pad=self.drq_pad if has_images and self.horizon is None else 0)
         if self.online_buffer is None:
             self.online_buffer = ReplayBuffer(self.online_buffer_capacity, optimize_memory=self.optimize_memory,
                                               seed=self.seed, **kwargs)
@@ -281,11 +305,15 @@ class OnlineRLDataModule(L.LightningDataModule):
         self.online_buffer.add(transition)
         if finished is not None:
             self._log_episode(finished)
+            reset = getattr(self.policy, "reset", None)
+            if reset is not None:  # action queues and planner warm starts must not leak into the next episode
+                reset()
         return finished
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         """Warm up (random steps until the online buffer holds ``online_step_before_learning`` transitions), take one
-        policy env step every ``utd_ratio`` batches, then sample ``batch_size`` transitions."""
+        policy env step every ``utd_ratio`` batches, then sample ``batch_size`` transitions (or, for a windowed policy,
+        ``batch_size`` windows of :attr:`horizon` steps)."""
         if self.sampler is None:
             raise RuntimeError("OnlineRLDataModule.next_batch before connect(policy) (train_dataloader does it)")
         while len(self.online_buffer) < max(1, self.online_step_before_learning):
@@ -293,6 +321,8 @@ class OnlineRLDataModule(L.LightningDataModule):
         if self.num_batches % self.utd_ratio == 0:
             self.env_step()
         self.num_batches += 1
+        if self.horizon is not None:
+            return self.sampler.sample_sequences(self.batch_size, self.horizon)
         return self.sampler.sample(self.batch_size)
 
     def _log_episode(self, ep: EpisodeStats) -> None:

@@ -14,11 +14,16 @@ A transition is a dict in lerobot's key layout (single transition: no batch axis
 ``sample`` returns the same keys batched (cameras float32 in [0, 1]), ``next.done``/``next.truncated`` as float32
 0/1, and ``next.n_steps`` (float32): the number ``k`` of rewards summed into ``next.reward``; the bootstrap term of
 the TD target is then ``discount ** k * (1 - next.done) * V(next.observation)``.
+
+``sample_sequences(batch_size, horizon)`` returns contiguous windows of ``horizon`` transitions of one episode instead
+(the batch layout of lerobot's TD-MPC, i.e. what a LeRobotDataset with ``delta_indices`` gives): observations
+``(B, horizon + 1, ...)``, ``action`` / ``next.reward`` ``(B, horizon, ...)`` and ``<key>_is_pad`` masks for steps past
+the episode's end (see :meth:`ReplayBuffer.gather_sequences`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -257,6 +262,85 @@ class ReplayBuffer:
                 out[key] = random_shift(img, self.drq_pad, generator=self.generator) if self.drq_pad else img
         return out
 
+    def sample_sequences(self, batch_size: int, horizon: int) -> dict[str, Tensor]:
+        """Sample ``batch_size`` windows of ``horizon`` consecutive transitions, each starting at a uniformly drawn slot
+        (with replacement); see :meth:`gather_sequences` for the layout.
+
+        Raises:
+            RuntimeError: the buffer is empty.
+            ValueError: ``horizon < 1``.
+        """
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        idx = torch.randint(0, self.size, (int(batch_size),), generator=self.generator)
+        return self.gather_sequences(idx, horizon)
+
+    def gather_sequences(self, idx: Tensor, horizon: int) -> dict[str, Tensor]:
+        """Windows of ``H = horizon`` transitions starting at storage slots ``idx`` (``(B,)`` int64), in the layout of a
+        LeRobotDataset sampled with TD-MPC's ``delta_indices`` (observations ``0..H``, action and reward ``0..H-1``).
+
+        A window holds the ``n`` (1 to ``H``) transitions from its start slot to the end of that episode
+        (``next.done`` or ``next.truncated``), the newest transition, or ``H``, whichever comes first. Steps past them
+        are padding: they repeat the last real value and are flagged in ``<key>_is_pad``, as lerobot pads windows at
+        episode ends. Observation step ``n`` is the next observation of the window's last transition; it is real
+        (not padding) unless that transition terminated the episode (``next.done``: like the offline dataset path,
+        whose final frame has no successor; a TD target must not bootstrap there) or, with ``optimize_memory``,
+        was truncated (its next observation is not kept). No DrQ shift is applied (TD-MPC shifts its own images).
+
+        Returns:
+            ``observation.*`` ``(B, H + 1, ...)`` (cameras float32 in [0, 1]) and ``observation.*_is_pad``
+            ``(B, H + 1)`` bool; ``action`` ``(B, H, A)``, ``next.reward`` ``(B, H)``, ``next.done`` ``(B, H)`` float32
+            0/1, ``complementary_info.*`` ``(B, H, ...)``, each with a ``<key>_is_pad`` ``(B, H)`` bool mask.
+
+        Raises:
+            IndexError: a slot outside ``[0, len(self))``.
+            ValueError: ``horizon < 1``.
+        """
+        h = int(horizon)
+        if h < 1:
+            raise ValueError(f"sequence horizon must be >= 1, got {horizon}")
+        idx = torch.as_tensor(idx, dtype=torch.long).cpu()
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.size):
+            raise IndexError(f"replay slots must be in [0, {self.size}), got min {int(idx.min())} max {int(idx.max())}")
+        b = idx.shape[0]
+        steps = torch.arange(h)
+        slots = (idx[:, None] + steps) % self.capacity  # (B, H)
+        done = self._storage[DONE].cpu()
+        trunc = self._storage[TRUNCATED].cpu()
+        ended = done[slots] | trunc[slots]  # (B, H)
+        ended_before = torch.zeros_like(ended)
+        ended_before[:, 1:] = ended[:, :-1].cumsum(1) > 0
+        ahead = (self._newest() - idx) % self.capacity  # transitions stored after each start slot
+        real = (steps[None, :] <= ahead[:, None]) & ~ended_before  # (B, H), a prefix of each row
+        n = real.sum(1)  # (B,) >= 1
+        clamped = torch.minimum(steps[None, :], (n - 1)[:, None])
+        step_slots = slots.gather(1, clamped)  # (B, H): padding repeats the last real transition
+        last = step_slots[:, -1]
+        next_real = ~done[last]
+        if self.optimize_memory:
+            next_real &= ~trunc[last]
+        obs_steps = torch.arange(h + 1)
+        obs_pad = (obs_steps[None, :] > n[:, None]) | ((obs_steps[None, :] == n[:, None]) & ~next_real[:, None])
+        obs_slots = torch.cat([step_slots, last[:, None]], 1)  # (B, H + 1)
+        use_next = (obs_steps[None, :] >= n[:, None]) & next_real[:, None]  # next observation of `last` (and pads)
+        dev = self.device
+        dev_last, dev_use_next = last.to(dev), use_next.to(dev)
+        out: dict[str, Tensor] = {}
+        for key in self.obs_keys:
+            value = self._storage[key][obs_slots.to(dev)]  # (B, H + 1, ...)
+            nxt = self._next_obs(key, last, dev_last).to(value.dtype)  # (B, ...)
+            mask = dev_use_next.reshape(b, h + 1, *([1] * (value.dim() - 2)))
+            value = torch.where(mask, nxt[:, None], value)
+            out[key] = value.float().div_(255.0) if is_image_key(key) else value
+            out[f"{key}_is_pad"] = obs_pad.to(dev)
+        pad = (~real).to(dev)
+        dev_slots = step_slots.to(dev)
+        for key in [ACTION, REWARD, *self.info_keys]:
+            out[key] = self._storage[key][dev_slots]
+            out[f"{key}_is_pad"] = pad
+        out[DONE] = self._storage[DONE][dev_slots].float()
+        return out
+
     def _next_obs(self, key: str, last: Tensor, dev_last: Tensor) -> Tensor:
         if not self.optimize_memory:
             return self._storage["next." + key][dev_last]
@@ -329,6 +413,20 @@ class MixedReplayBuffer:
             RuntimeError: both buffers are empty.
             KeyError: the buffers' observation/action keys differ.
         """
+        return self._mixed(batch_size, lambda buffer, n: buffer.sample(n))
+
+    def sample_sequences(self, batch_size: int, horizon: int) -> dict[str, Tensor]:
+        """``batch_size`` windows of ``horizon`` transitions (:meth:`ReplayBuffer.sample_sequences`' layout), split
+        between the buffers as :meth:`sample` splits transitions.
+
+        Raises:
+            RuntimeError: both buffers are empty.
+            KeyError: the buffers' observation/action keys differ.
+            ValueError: ``horizon < 1``.
+        """
+        return self._mixed(batch_size, lambda buffer, n: buffer.sample_sequences(n, horizon))
+
+    def _mixed(self, batch_size: int, draw: Callable[[ReplayBuffer, int], dict[str, Tensor]]) -> dict[str, Tensor]:
         if len(self.online) == 0 and len(self.offline) == 0:
             raise RuntimeError("cannot sample: both the online and the offline replay buffers are empty")
         if len(self.offline) == 0:
@@ -340,9 +438,9 @@ class MixedReplayBuffer:
         self.last_online_count = n_on
         parts = []
         if n_on > 0:
-            parts.append(self.online.sample(n_on))
+            parts.append(draw(self.online, n_on))
         if batch_size - n_on > 0:
-            parts.append(self.offline.sample(batch_size - n_on))
+            parts.append(draw(self.offline, batch_size - n_on))
         if len(parts) == 1:
             return parts[0]
         on, off = parts
