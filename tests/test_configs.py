@@ -61,7 +61,7 @@ def test_experiment_composes(experiment):
     # still apply on top of it, as experiments are the last layer.
     assert resolved["trainer"]["accelerator"] == "cpu"
     assert resolved["policy"]["_target_"].startswith("robolearn.policies.")
-    assert resolved["dataset"]["_target_"].endswith("LeRobotDataModule")
+    assert resolved["dataset"]["_target_"].endswith("DataModule")  # LeRobotDataModule, OnlineRLDataModule, ...
 
 
 @pytest.mark.parametrize("sweep", SWEEPS)
@@ -110,3 +110,76 @@ def test_signature_defaults_skip_injected_args():
     assert node["repo_id"] == "???"
     assert node["val_fraction"] == 0.1
     assert "self" not in node
+
+
+# --- paper experiments and their sweeps (issue 8) -------------------------------------------------------------------
+
+
+def _sweep_params(cfg) -> dict[str, list[str]]:
+    return {k: [v.strip() for v in str(vals).split(",")] for k, vals in cfg.hydra.sweeper.params.items()}
+
+
+def test_act_chunk_ablation_with_its_sweep():
+    """The issue's command: experiment=act_chunk_ablation sweeps=act_chunk_size hydra/launcher=slurm_1gpu."""
+    cfg = _compose(["experiment=act_chunk_ablation", "sweeps=act_chunk_size", "hydra/launcher=slurm_1gpu",
+                    "trainer=gpu", "policy.chunk_size=50"])
+    assert _sweep_params(cfg) == {"policy.chunk_size": ["1", "10", "20", "50", "100", "200"],
+                                  "seed": ["1000", "1001", "1002"]}
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    r = _resolve(cfg)
+    assert r["policy"]["n_action_steps"] == 50, "n_action_steps follows the swept chunk_size"
+    assert r["policy"]["kl_weight"] == 10.0 and r["policy"]["dim_model"] == 512
+    assert r["dataset"]["generator"]["robot"]["env_id"] == "gym_aloha/AlohaTransferCube-v0"
+    assert r["env"]["name"] == "aloha_transfer_cube"
+    assert r["callbacks"]["rollout_eval"]["every_n_train_steps"] == r["trainer"]["max_steps"]
+
+
+def test_aloha_experiments_record_their_own_task():
+    for exp, env_id, expert, eps in (
+        ("aloha_transfer_cube_act", "AlohaTransferCube-v0", "TransferCubeExpert", 50),
+        ("aloha_insertion_act", "AlohaInsertion-v0", "InsertionExpert", 50),
+        ("aloha_insertion_act_smoke", "AlohaInsertion-v0", "InsertionExpert", 2),
+    ):
+        r = _resolve(_compose([f"experiment={exp}"]))
+        gen = r["dataset"]["generator"]
+        assert gen["robot"]["env_id"] == f"gym_aloha/{env_id}", exp
+        assert gen["robot"]["expert"]["_target_"].endswith(expert), exp
+        assert gen["num_episodes"] == eps and gen["fps"] == gen["robot"]["fps"] == 50, exp
+        assert r["policy"]["chunk_size"] == (10 if exp.endswith("_smoke") else 100), exp
+    smoke = _resolve(_compose(["experiment=aloha_transfer_cube_act_smoke"]))
+    full = _resolve(_compose(["experiment=aloha_transfer_cube_act"]))
+    # a smoke dataset never lands in (or is read from) the full dataset's cache folder
+    assert smoke["dataset"]["root"] != full["dataset"]["root"]
+    assert smoke["dataset"]["generator"]["robot"]["camera_shapes"] == {"top": [48, 64, 3]}
+    assert full["dataset"]["generator"]["robot"]["camera_shapes"] == {"top": [480, 640, 3]}
+
+
+@pytest.mark.parametrize("experiment", ["pusht_diffusion_state", "pusht_diffusion"])
+def test_diffusion_inference_steps_sweep(experiment):
+    cfg = _compose([f"experiment={experiment}", "sweeps=diffusion_inference_steps", "callbacks=rollout_eval",
+                    "env=pusht_keypoints", "policy.noise_scheduler_type=DDIM", "policy.num_inference_steps=10"])
+    assert _sweep_params(cfg) == {"policy.noise_scheduler_type": ["DDPM", "DDIM"],
+                                  "policy.num_inference_steps": ["100", "10", "5"],
+                                  "seed": ["1000", "1001", "1002"]}
+    r = _resolve(cfg)
+    assert r["policy"]["noise_scheduler_type"] == "DDIM" and r["policy"]["num_inference_steps"] == 10
+    assert r["policy"]["num_train_timesteps"] == 100, "only sampling changes"
+
+
+def test_vqbet_experiment_and_ablation_sweeps_compose():
+    r = _resolve(_compose(["experiment=pusht_vqbet_smoke"]))
+    assert r["policy"]["_target_"].endswith("VQBeTPolicy")
+    assert r["dataset"]["exclude_features"] == ["observation.environment_state"], "VQ-BeT: image + state only"
+    for sweep in ("act_cvae", "act_temporal_ensemble", "seeds3"):
+        cfg = _compose(["experiment=aloha_transfer_cube_act", f"sweeps={sweep}"])
+        assert "seed" in _sweep_params(cfg)
+
+
+def test_cpu_scaled_experiments_are_state_only_pusht():
+    for exp in ("cpu_scaled_pusht_diffusion_state", "cpu_scaled_act_chunk"):
+        for name in (exp, f"{exp}_smoke"):
+            r = _resolve(_compose([f"experiment={name}", "policy.chunk_size=50"] if "act" in exp
+                                  else [f"experiment={name}"]))
+            assert r["dataset"]["exclude_features"] == ["observation.image"], name
+            if "act" in exp:
+                assert r["policy"]["n_action_steps"] == 50, name

@@ -38,3 +38,25 @@ def test_every_experiment_has_a_smoke_twin():
     full = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if not p.stem.endswith("_smoke"))
     missing = [e for e in full if e not in {s[: -len("_smoke")] for s in SMOKE}]
     assert not missing, f"experiments without a *_smoke twin: {missing}"
+
+
+@pytest.mark.slow
+def test_vqbet_smoke_trains_and_evaluates_on_pusht(tmp_path, shared_datasets):
+    """Issue 7: VQ-BeT trains and evaluates on PushT like ACT and Diffusion do (about 2 minutes on 2 cores)."""
+    import json
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    train = [sys.executable, "train.py", "experiment=pusht_vqbet_smoke", f"hydra.run.dir={run}",
+             "callbacks.progress_bar=null", "ckpt_path=null"]
+    proc = subprocess.run(train, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    model = run / "checkpoints" / "pretrained_model"
+    evaluate = [sys.executable, "eval.py", f"policy.path={model}", "env=pusht", "eval.n_episodes=2",
+                "eval.batch_size=2", "eval.progress=false", "eval.max_episodes_rendered=0",
+                f"hydra.run.dir={tmp_path / 'eval'}"]
+    proc = subprocess.run(evaluate, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    agg = json.loads((tmp_path / "eval" / "eval_info.json").read_text())["aggregated"]
+    assert agg["n_episodes"] == 2 and 0.0 <= agg["pc_success"] <= 100.0
+    assert agg["avg_episode_length"] > 0

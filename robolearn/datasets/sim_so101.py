@@ -84,6 +84,37 @@ def _remove_stale_tmp_dirs(root: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
+def _new_tmp_dir(root: Path) -> Path:
+    """Path of a fresh hidden temporary sibling of ``root`` to generate into (not created yet).
+
+    Removes an empty ``root`` and the temporary siblings of dead generator processes.
+
+    Raises:
+        FileExistsError: ``root`` exists, is not empty and holds no dataset (never deleted implicitly).
+    """
+    if root.exists() and not (root / "meta" / "info.json").is_file():
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        else:
+            raise FileExistsError(f"{root} exists and does not hold a LeRobotDataset; move or delete it first")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp_dirs(root)
+    return root.parent / f".{root.name}.tmp-{os.getpid()}-{time.time_ns()}"
+
+
+def _publish_tmp_dir(tmp: Path, root: Path) -> None:
+    """Move the complete dataset ``tmp`` to ``root`` atomically; if another process published ``root`` first, keep
+    its dataset and delete ``tmp``."""
+    try:
+        os.replace(tmp, root)
+    except OSError:
+        if (root / "meta" / "info.json").is_file():
+            log.info("%s was created concurrently; discarding this run's copy", root)
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            raise
+
+
 def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
 
@@ -161,15 +192,7 @@ def generate_so101_pick_place(
         _warn_if_params_differ(root, params)
         log.info("Using the cached dataset at %s", root)
         return root
-    if root.exists() and not (root / "meta" / "info.json").is_file():
-        if root.is_dir() and not any(root.iterdir()):
-            root.rmdir()
-        else:
-            raise FileExistsError(f"{root} exists and does not hold a LeRobotDataset; move or delete it first")
-
-    root.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp_dirs(root)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp = _new_tmp_dir(root)
 
     episode_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=max_attempts).tolist()
     recorded: list[dict[str, Any]] = []
@@ -230,14 +253,7 @@ def generate_so101_pick_place(
             old = root.parent / f".{root.name}.old-{os.getpid()}-{time.time_ns()}"
             os.replace(root, old)
             shutil.rmtree(old, ignore_errors=True)
-        try:
-            os.replace(tmp, root)
-        except OSError:
-            if (root / "meta" / "info.json").is_file():  # another process finished first: use its dataset
-                log.info("%s was created concurrently; discarding this run's copy", root)
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                raise
+        _publish_tmp_dir(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

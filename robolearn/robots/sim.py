@@ -263,10 +263,12 @@ class GymSimRobot(SimRobot):
     (``gym_aloha/AlohaTransferCube-v0``: 14 joint positions, radians, gripper normalized; 14-d joint action).
 
     Args:
-        env_id: gymnasium id (its package is imported from the id's namespace, e.g. ``gym_pusht``).
+        env_id: gymnasium id (its package is imported from the id's namespace, e.g. ``gym_pusht``; or
+            ``"module:Id"``, e.g. ``"robolearn.envs.planar_arm:robolearn/PlanarReach-v0"``, which imports ``module``).
         fps: control rate of the env, Hz (recorded as the dataset fps; the env's own rate is not changed).
         state_names, action_names: names of the ``agent_pos`` and action dimensions, in order.
-        camera_shapes: ``{camera: [H, W, 3]}``; for a single-image ``pixels`` observation use one camera.
+        camera_shapes: ``{camera: [H, W, 3]}``; for a single-image ``pixels`` observation use one camera. An env
+            image of another size is resized to it (area interpolation), e.g. gym-aloha's 480x640 to 120x160.
         env_state_names: names of the ``environment_state`` dimensions (empty: not recorded).
         env_kwargs: passed to ``gymnasium.make``.
         expert: ``expert(env) -> ScriptedExpert`` (a Hydra ``_partial_``), or None.
@@ -295,7 +297,7 @@ class GymSimRobot(SimRobot):
 
         import gymnasium as gym
 
-        if "/" in self.env_id:
+        if "/" in self.env_id and ":" not in self.env_id:  # "module:Id" ids are imported by gymnasium.make
             importlib.import_module(self.env_id.split("/")[0])
         self.env = gym.make(self.env_id, disable_env_checker=True, **self.env_kwargs)
         if self._expert_factory is not None:
@@ -326,10 +328,19 @@ class GymSimRobot(SimRobot):
         cams = list(self.camera_shapes)
         if isinstance(pixels, Mapping):
             for k in cams:
-                out[k] = np.asarray(pixels[k])
+                out[k] = self._sized(k, np.asarray(pixels[k]))
         elif cams:
-            out[cams[0]] = np.asarray(pixels)
+            out[cams[0]] = self._sized(cams[0], np.asarray(pixels))
         return out
+
+    def _sized(self, camera: str, image: np.ndarray) -> np.ndarray:
+        """``image`` (H, W, 3) uint8 resized to ``camera_shapes[camera]`` when the env renders another size."""
+        h, w = self.camera_shapes[camera][:2]
+        if image.shape[:2] == (h, w):
+            return image
+        import cv2
+
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
     def expert_action(self) -> np.ndarray:
         self._require()
