@@ -235,6 +235,24 @@ class PolicyModule(L.LightningModule):
             self.log(f"val/{name}", value, batch_size=bs, sync_dist=True)
         return loss
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning's clipping, except by norm under FSDP: Lightning's ``FSDPPrecision`` refuses that, so the norm
+        is computed over the sharded gradients by FSDP itself (``FullyShardedDataParallel.clip_grad_norm_``)."""
+        self.clip_gradients_any_strategy(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def clip_gradients_any_strategy(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """``self.clip_gradients`` for every strategy (see :meth:`configure_gradient_clipping`); ``None`` or a value
+        ``<= 0`` disables clipping."""
+        if gradient_clip_val is None or gradient_clip_val <= 0:
+            return
+        algorithm = gradient_clip_algorithm or "norm"
+        trainer = self._trainer
+        wrapped = trainer.strategy.model if trainer is not None else None
+        if algorithm == "norm" and hasattr(wrapped, "clip_grad_norm_"):  # FSDP-wrapped module
+            wrapped.clip_grad_norm_(float(gradient_clip_val))
+            return
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=algorithm)
+
     def get_optim_params(self) -> Any:
         """Parameters or param groups handed to the optimizer factory (default: all trainable params)."""
         return [p for p in self.parameters() if p.requires_grad]

@@ -47,6 +47,4 @@ class VLAPolicyMixin:
         """Clip at the trainer's ``gradient_clip_val`` if set, else at ``optimizer_grad_clip_norm`` (by norm);
         a value ``<= 0`` or None disables clipping."""
         value = gradient_clip_val if gradient_clip_val is not None else self.optimizer_grad_clip_norm
-        if value and value > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=value,
-                                gradient_clip_algorithm=gradient_clip_algorithm or "norm")
+        self.clip_gradients_any_strategy(optimizer, value, gradient_clip_algorithm)
