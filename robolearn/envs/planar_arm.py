@@ -15,10 +15,19 @@ Dynamics, per joint, integrated with semi-implicit Euler at ``1 / fps`` seconds:
 - ``control="torque"``: a damped double integrator ``ddq = max_joint_accel · a − damping · dq`` (rad/s²).
 
 Observation (a dict, the key names gym-pusht and lerobot-env-so101 use): ``agent_pos`` = ``[q1, q2, dq1, dq2]``
-(rad, rad/s) and ``environment_state`` = ``[target_x, target_y, tip_x, tip_y]`` (m). Reward: the negative
-fingertip–target distance (m) per step; ``info["is_success"]`` when it is below ``success_radius`` (the episode then
-terminates with a bonus of 1). Targets are sampled uniformly in the reachable annulus, at radius
-``[|l1 − l2| + 0.1, l1 + l2 − 0.05]``, any angle. ``render()`` draws a top view (uint8 ``(H, W, 3)``).
+(rad, rad/s) and ``environment_state`` = ``[target_x, target_y, tip_x, tip_y]`` (m); with
+``obs_type="pixels_agent_pos"`` also ``pixels``, the rendered top view (uint8 ``(render_size, render_size, 3)``), the
+camera HIL-SERL's reward classifier looks at. Reward (``reward_type="dense"``): the negative fingertip–target
+distance (m) per step, plus 1 at a success; ``reward_type="sparse"``: 1 at a success, else 0 (the reward a binary
+success classifier gives). ``info["is_success"]`` when the distance is below ``success_radius``; the episode then
+terminates unless ``terminate_on_success=False`` (the arm may then hold the target until the time limit, which
+gives a success classifier many positive frames). Targets are sampled uniformly in the reachable annulus, at radius
+``[|l1 − l2| + 0.1, l1 + l2 − 0.05]``, any angle.
+
+Rendering (``render()`` and ``pixels``) is plain OpenCV rasterization, no OpenGL: a top view of the workspace
+``[−(l1 + l2), l1 + l2]²`` on a light background, the goal as a green disc of radius ``success_radius`` (so "the red
+fingertip dot is inside the green disc" is exactly the success condition), the links in blue and the fingertip as a
+red dot.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ import numpy as np
 from robolearn.envs.expert import ScriptedExpert
 
 ENV_ID = "robolearn/PlanarReach-v0"
+OBS_TYPES = ("state", "pixels_agent_pos")
+REWARD_TYPES = ("dense", "sparse")
 
 
 def forward_kinematics(q: np.ndarray, l1: float = 0.5, l2: float = 0.5) -> np.ndarray:
@@ -78,7 +89,14 @@ class PlanarReachEnv(gym.Env):
         damping: 1/s, viscous damping in torque control.
         success_radius: m.
         max_episode_steps: truncation limit.
-        render_size: side of the rendered square image in pixels.
+        render_size: side of the rendered square image in pixels (``render()`` and the ``pixels`` observation).
+        obs_type: ``"state"`` (``agent_pos`` + ``environment_state``) or ``"pixels_agent_pos"`` (also ``pixels``).
+        reward_type: ``"dense"`` (−distance, +1 at success) or ``"sparse"`` (1 at success, else 0).
+        terminate_on_success: end the episode at the first success (False: only the time limit ends it).
+
+    Raises:
+        ValueError: an unknown ``control``, ``obs_type`` or ``reward_type`` (lists the valid ones), or
+            ``render_size < 8``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -96,9 +114,18 @@ class PlanarReachEnv(gym.Env):
         max_episode_steps: int = 100,
         render_size: int = 96,
         render_mode: str | None = "rgb_array",
+        obs_type: str = "state",
+        reward_type: str = "dense",
+        terminate_on_success: bool = True,
     ) -> None:
         if control not in ("velocity", "torque"):
             raise ValueError(f"control must be 'velocity' or 'torque', got {control!r}")
+        if obs_type not in OBS_TYPES:
+            raise ValueError(f"obs_type must be one of {list(OBS_TYPES)}, got {obs_type!r}")
+        if reward_type not in REWARD_TYPES:
+            raise ValueError(f"reward_type must be one of {list(REWARD_TYPES)}, got {reward_type!r}")
+        if int(render_size) < 8:
+            raise ValueError(f"render_size must be >= 8 pixels, got {render_size}")
         self.l1, self.l2 = float(l1), float(l2)
         self.dt = 1.0 / float(fps)
         self.fps = int(fps)
@@ -110,12 +137,18 @@ class PlanarReachEnv(gym.Env):
         self.max_episode_steps = int(max_episode_steps)
         self.render_size = int(render_size)
         self.render_mode = render_mode
+        self.obs_type, self.reward_type = obs_type, reward_type
+        self.terminate_on_success = bool(terminate_on_success)
         self.metadata = {**self.metadata, "render_fps": self.fps}
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
-        self.observation_space = gym.spaces.Dict({
+        spaces = {
             "agent_pos": gym.spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32),
             "environment_state": gym.spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32),
-        })
+        }
+        if obs_type == "pixels_agent_pos":
+            s = self.render_size
+            spaces["pixels"] = gym.spaces.Box(0, 255, shape=(s, s, 3), dtype=np.uint8)
+        self.observation_space = gym.spaces.Dict(spaces)
         self.q = np.zeros(2)
         self.dq = np.zeros(2)
         self.target = np.array([self.l1 + self.l2 - 0.1, 0.0])
@@ -126,10 +159,13 @@ class PlanarReachEnv(gym.Env):
         return forward_kinematics(self.q, self.l1, self.l2)
 
     def _obs(self) -> dict[str, np.ndarray]:
-        return {
+        obs = {
             "agent_pos": np.concatenate([self.q, self.dq]).astype(np.float32),
             "environment_state": np.concatenate([self.target, self.tip()]).astype(np.float32),
         }
+        if self.obs_type == "pixels_agent_pos":
+            obs["pixels"] = self.render()
+        return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -156,29 +192,37 @@ class PlanarReachEnv(gym.Env):
         self._t += 1
         dist = self._distance()
         success = dist < self.success_radius
-        reward = -dist + (1.0 if success else 0.0)
-        truncated = self._t >= self.max_episode_steps and not success
-        return self._obs(), float(reward), bool(success), bool(truncated), {"is_success": success, "distance": dist}
+        if self.reward_type == "dense":
+            reward = -dist + (1.0 if success else 0.0)
+        else:
+            reward = 1.0 if success else 0.0
+        terminated = success and self.terminate_on_success
+        truncated = self._t >= self.max_episode_steps and not terminated
+        return self._obs(), float(reward), bool(terminated), bool(truncated), {"is_success": success, "distance": dist}
 
     def render(self) -> np.ndarray:
-        from PIL import Image, ImageDraw
+        """Top view of the arm, uint8 ``(render_size, render_size, 3)`` RGB (see the module docstring)."""
+        import cv2
 
         s = self.render_size
-        scale = (s / 2 - 2) / (self.l1 + self.l2)
-        img = Image.new("RGB", (s, s), (245, 245, 245))
-        d = ImageDraw.Draw(img)
+        frac = 4  # sub-pixel bits of the cv2 drawing calls: coordinates are given in 1/16 px
+        scale = (s / 2 - 1) / (self.l1 + self.l2)  # px per metre
 
-        def px(p):
-            return (s / 2 + p[0] * scale, s / 2 - p[1] * scale)
+        def px(p) -> tuple[int, int]:
+            return (int(round((s / 2 + p[0] * scale) * (1 << frac))), int(round((s / 2 - p[1] * scale) * (1 << frac))))
 
-        elbow = np.array([self.l1 * math.cos(self.q[0]), self.l1 * math.sin(self.q[0])])
-        tr = max(2, s // 32)
-        t = px(self.target)
-        d.ellipse([t[0] - tr, t[1] - tr, t[0] + tr, t[1] + tr], fill=(40, 180, 60))
+        def radius(r_px: float) -> int:
+            return int(round(r_px * (1 << frac)))
+
+        img = np.full((s, s, 3), 245, dtype=np.uint8)
+        aa = cv2.LINE_AA
+        cv2.circle(img, px(self.target), radius(max(1.0, self.success_radius * scale)), (40, 180, 60), -1, aa, frac)
+        elbow = (self.l1 * math.cos(self.q[0]), self.l1 * math.sin(self.q[0]))
         width = max(1, s // 32)
-        d.line([px((0, 0)), px(elbow)], fill=(60, 90, 200), width=width)
-        d.line([px(elbow), px(self.tip())], fill=(60, 90, 200), width=width)
-        return np.asarray(img, dtype=np.uint8)
+        cv2.line(img, px((0.0, 0.0)), px(elbow), (60, 90, 200), width, aa, frac)
+        cv2.line(img, px(elbow), px(self.tip()), (60, 90, 200), width, aa, frac)
+        cv2.circle(img, px(self.tip()), radius(max(1.0, s / 48)), (220, 40, 40), -1, aa, frac)
+        return img
 
 
 class PlanarReachPD(ScriptedExpert):
