@@ -245,13 +245,19 @@ def check_keys(ours: Mapping[str, Tensor], theirs: Mapping[str, Tensor], source:
         raise LerobotFormatError(f"{source} does not match the robolearn module: " + "; ".join(parts))
 
 
-def load_lerobot_policy(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> PolicyModule:
-    """Build a robolearn policy from a lerobot ``pretrained_model`` folder (in eval mode).
+def read_lerobot_checkpoint(folder: str | os.PathLike) -> tuple[type[PolicyModule], dict[str, Any],
+                                                              dict[str, PolicyFeature], dict, dict[str, Tensor]]:
+    """Read a lerobot ``pretrained_model`` folder without building the policy.
 
+    Returns:
+        ``(policy class, constructor kwargs, features, statistics, weights)``: the kwargs from ``config.json``
+        (the type's ``kwargs_from_lerobot_config``), the statistics from the processor files or old in-model
+        buffers (``{}`` if none), the weights renamed to robolearn's names (``state_dict_from_lerobot``) without
+        the old in-model normalization buffers.
     Raises:
         FileNotFoundError: ``config.json`` or ``model.safetensors`` missing.
-        LerobotFormatError: unsupported type or config value, no statistics for a normalized feature,
-            missing/renamed/reshaped tensors (named in the message).
+        LerobotFormatError: no ``type``, an unsupported type or config value, or tensor names the type's name map
+            does not cover.
     """
     from safetensors.torch import load_file
 
@@ -268,12 +274,24 @@ def load_lerobot_policy(folder: str | os.PathLike, map_location: str | torch.dev
     kwargs = fmt.kwargs_from_lerobot_config(config)
     raw = load_file(str(folder / WEIGHTS_NAME))
     stats = read_lerobot_stats(folder, raw, features)
-    weights = {k: v for k, v in raw.items() if not k.startswith(OLD_NORM_PREFIXES)}
+    weights = fmt.state_dict_from_lerobot({k: v for k, v in raw.items() if not k.startswith(OLD_NORM_PREFIXES)})
+    return fmt.POLICY_CLASS, kwargs, features, stats, weights
+
+
+def load_lerobot_policy(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> PolicyModule:
+    """Build a robolearn policy from a lerobot ``pretrained_model`` folder (in eval mode).
+
+    Raises:
+        FileNotFoundError: ``config.json`` or ``model.safetensors`` missing.
+        LerobotFormatError: unsupported type or config value, no statistics for a normalized feature,
+            missing/renamed/reshaped tensors (named in the message).
+    """
+    folder = Path(folder)
+    cls, kwargs, features, stats, converted = read_lerobot_checkpoint(folder)
     try:
-        policy = fmt.POLICY_CLASS(features=features, stats=stats, **kwargs)
+        policy = cls(features=features, stats=stats, **kwargs)
     except KeyError as e:
         raise LerobotFormatError(f"{folder}: no usable normalization statistics: {e.args[0]}") from None
-    converted = fmt.state_dict_from_lerobot(weights)
     ours = {k: v for k, v in policy.state_dict().items() if not k.startswith(NORMALIZER_PREFIX)}
     check_keys(ours, converted, str(folder / WEIGHTS_NAME))
     full = dict(policy.state_dict())

@@ -36,16 +36,39 @@ _TRAINING_ONLY = ("optimizer", "lr_scheduler", "stats")
 
 def policy_config(policy: PolicyModule, run_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The config written to ``config.yaml``: ``run_config`` with its ``policy`` node completed by
-    ``_target_``, the policy's hyper-parameters and ``features``."""
+    ``_target_``, the policy's hyper-parameters and ``features``.
+
+    When the run config's ``policy._target_`` is not the policy's class (a factory such as
+    :func:`robolearn.policies.finetune.finetune_policy` built it), that node moves to ``policy_factory`` and
+    ``policy`` holds only the class's ``_target_``, hyper-parameters and ``features``, so that
+    :func:`load_policy` can rebuild it."""
     config = to_primitive(dict(run_config)) if run_config is not None else {}
     node = dict(config.get("policy") or {})
     cls = type(policy)
+    if not _targets_class(node.get("_target_"), cls):
+        # Built by a factory (e.g. robolearn.policies.finetune.finetune_policy): its arguments are not the class's;
+        # keep them for provenance and rebuild the node from the hyper-parameters alone.
+        config["policy_factory"] = node
+        node = {}
     node["_target_"] = f"{cls.__module__}.{cls.__qualname__}"
     for key, value in policy.hparams.items():
         node[key] = to_primitive(value)
     node["features"] = {k: f.to_dict() for k, f in policy.features.items()}
     config["policy"] = node
     return config
+
+
+def _targets_class(target: Any, cls: type) -> bool:
+    """True if ``target`` is absent or names ``cls`` (or a base of it), e.g. ``robolearn.policies.act.ACTPolicy``."""
+    if target is None:
+        return True
+    from hydra.utils import get_object
+
+    try:
+        obj = get_object(str(target))
+    except Exception:  # noqa: BLE001 - an unimportable target cannot be the class
+        return False
+    return isinstance(obj, type) and issubclass(cls, obj)
 
 
 def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: Mapping[str, Any] | None = None) -> Path:
@@ -138,33 +161,65 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
         ValueError: (``LerobotFormatError``) unsupported lerobot type/config value, or missing/renamed tensors,
             named in the message.
     """
-    from hydra.utils import get_class
-    from omegaconf import OmegaConf
     from safetensors.torch import load_file
 
     path = resolve_pretrained_path(path, revision=revision)
-    if not (path / CONFIG_NAME).is_file():
+    if pretrained_format(path) == "lerobot":
         from robolearn.policies import lerobot_compat
 
-        if lerobot_compat.is_lerobot_folder(path):
-            return lerobot_compat.load_lerobot_policy(path, map_location=map_location)
-        raise FileNotFoundError(
-            f"{path} has neither {CONFIG_NAME} (robolearn) nor a lerobot config.json with a 'type'; "
-            f"found {sorted(p.name for p in path.iterdir())}")
+        return lerobot_compat.load_lerobot_policy(path, map_location=map_location)
+    cls, kwargs, features = read_robolearn_config(path)
+    for key in _TRAINING_ONLY:
+        kwargs.pop(key, None)
+    policy = cls(features=features, stats=None, **kwargs)
+    state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+    policy.load_state_dict(state, strict=strict)
+    return policy.to(map_location).eval()
+
+
+def pretrained_format(path: Path) -> str:
+    """``"robolearn"`` (``config.yaml``) or ``"lerobot"`` (``config.json`` with a ``type``) for a resolved folder.
+
+    Raises:
+        FileNotFoundError: neither config file is in ``path``.
+    """
+    if (path / CONFIG_NAME).is_file():
+        return "robolearn"
+    from robolearn.policies import lerobot_compat
+
+    if lerobot_compat.is_lerobot_folder(path):
+        return "lerobot"
+    raise FileNotFoundError(
+        f"{path} has neither {CONFIG_NAME} (robolearn) nor a lerobot config.json with a 'type'; "
+        f"found {sorted(p.name for p in path.iterdir())}")
+
+
+def read_robolearn_config(path: Path) -> tuple[type[PolicyModule], dict[str, Any], dict[str, Any]]:
+    """``(policy class, constructor kwargs, features)`` from the ``config.yaml`` of a :func:`save_pretrained` folder.
+
+    The kwargs are the ``policy`` node without ``_target_``, ``_partial_``, ``features`` and ``stats``; training
+    settings (``optimizer``/``lr_scheduler`` Hydra nodes, when the run config had them) are kept, and
+    ``pretrained_backbone_weights`` is set to None (the weights are in ``model.safetensors``).
+
+    Raises:
+        FileNotFoundError: ``model.safetensors`` missing beside the config.
+        KeyError: the config has no ``policy._target_`` or no ``policy.features``.
+    """
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
     if not (path / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"{path / WEIGHTS_NAME} not found (expected a folder written by save_pretrained)")
     config = OmegaConf.to_container(OmegaConf.load(path / CONFIG_NAME), resolve=True)
     node = dict(config.get("policy") or {})
     if "_target_" not in node:
         raise KeyError(f"{path / CONFIG_NAME} has no policy._target_")
+    if "features" not in node:
+        raise KeyError(f"{path / CONFIG_NAME} has no policy.features")
     cls = get_class(node.pop("_target_"))
-    for key in _TRAINING_ONLY:
-        node.pop(key, None)
     node.pop("_partial_", None)
+    node.pop("stats", None)
     if "pretrained_backbone_weights" in node:
         node["pretrained_backbone_weights"] = None
     features = node.pop("features")
-    policy = cls(features=features, stats=None, **node)
-    state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
-    policy.load_state_dict(state, strict=strict)
-    return policy.to(map_location).eval()
+    return cls, node, features
