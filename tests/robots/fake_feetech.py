@@ -20,6 +20,10 @@ from collections import Counter, defaultdict
 from robolearn.robots.motors.encoding import decode_sign_magnitude
 from robolearn.robots.motors.tables import STS_BAUDRATES, STS_CONTROL_TABLE
 
+# Status-packet timeout for buses talking to the fake: generous, so a loaded CI machine (the fake answers from a
+# Python thread) is not mistaken for a silent motor; tests of real timeouts inject them instead.
+PACKET_TIMEOUT_MS = 150
+
 PING, READ, WRITE, SYNC_READ, SYNC_WRITE = 0x01, 0x02, 0x03, 0x82, 0x83
 BROADCAST = 0xFE
 _SPEEDS = {getattr(termios, f"B{b}"): b for b in STS_BAUDRATES if hasattr(termios, f"B{b}")}

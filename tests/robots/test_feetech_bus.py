@@ -3,13 +3,14 @@
 import pytest
 
 from robolearn.robots.motors import CalibrationError, FeetechMotorsBus, Motor, MotorBusError, MotorCalibration
-from tests.robots.fake_feetech import FakeFeetechBus, FakeServo, checksum, instruction_packet
+from tests.robots.fake_feetech import PACKET_TIMEOUT_MS, FakeFeetechBus, FakeServo, checksum, instruction_packet
 
 NAMES = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 
 
 def make_bus(port, **kw):
-    return FeetechMotorsBus(port, {n: Motor(i + 1) for i, n in enumerate(NAMES)}, packet_timeout_ms=15, **kw)
+    return FeetechMotorsBus(port, {n: Motor(i + 1) for i, n in enumerate(NAMES)}, packet_timeout_ms=PACKET_TIMEOUT_MS,
+                            **kw)
 
 
 @pytest.fixture

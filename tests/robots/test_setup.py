@@ -7,7 +7,7 @@ import pytest
 from robolearn.robots import setup
 from robolearn.robots.so_follower import SOFollower
 from robolearn.teleop.so_leader import SOLeader
-from tests.robots.fake_feetech import FakeFeetechBus, FakeServo
+from tests.robots.fake_feetech import PACKET_TIMEOUT_MS, FakeFeetechBus, FakeServo
 
 
 def test_find_port():
@@ -34,7 +34,7 @@ def test_setup_motors_one_at_a_time():
             fake.servos[1] = FakeServo(1)
             return ""
 
-        device = SOFollower(fake.port, id="x", packet_timeout_ms=15)
+        device = SOFollower(fake.port, id="x", packet_timeout_ms=PACKET_TIMEOUT_MS)
         found = setup.setup_motors(device, input_fn=plug_next_motor, print_fn=lambda *a: None)
         for s in fake.servos.values():
             done[s.id] = s
@@ -57,7 +57,7 @@ def test_calibrate_command_with_enter_thread(tmp_path):
                         time.sleep(0.001)
             return ""
 
-        leader = SOLeader(fake.port, id="lead", input_fn=user, print_fn=lambda *a: None, packet_timeout_ms=15)
+        leader = SOLeader(fake.port, id="lead", input_fn=user, print_fn=lambda *a: None, packet_timeout_ms=PACKET_TIMEOUT_MS)
         cal = setup.calibrate(leader)
         assert cal["elbow_flex"].range_min == 1500, cal and cal["elbow_flex"].range_max == 2600  # offsets are 0 (shaft at 2047)
         assert cal["wrist_roll"].range_max == 4095

@@ -12,7 +12,7 @@ from robolearn.robots.motors import CalibrationError, MotorCalibration, save_cal
 from robolearn.robots.robot import RobotError
 from robolearn.robots.so_follower import SOFollower
 from robolearn.teleop.so_leader import SOLeader
-from tests.robots.fake_feetech import FakeFeetechBus
+from tests.robots.fake_feetech import PACKET_TIMEOUT_MS, FakeFeetechBus
 
 NAMES = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -31,7 +31,7 @@ def no_input(prompt=""):
 def follower(fake, tmp_path, **kw):
     save_calibration(calibration(), tmp_path / "f" / "arm.json")
     return SOFollower(fake.port, id="arm", calibration_dir=tmp_path / "f", input_fn=kw.pop("input_fn", no_input),
-                      print_fn=lambda *a: None, packet_timeout_ms=15, **kw)
+                      print_fn=lambda *a: None, packet_timeout_ms=PACKET_TIMEOUT_MS, **kw)
 
 
 def test_connect_observation_units_and_configuration(fake_bus, tmp_path):
@@ -107,7 +107,8 @@ def test_torque_off_on_disconnect_exception_and_exit(fake_bus, tmp_path):
 def test_leader_drives_follower(tmp_path):
     with FakeFeetechBus() as fleader, FakeFeetechBus() as ffollower:
         save_calibration(calibration(offset=0), tmp_path / "l" / "lead.json")
-        leader = SOLeader(fleader.port, id="lead", calibration_dir=tmp_path / "l", input_fn=lambda p: "", packet_timeout_ms=15)
+        leader = SOLeader(fleader.port, id="lead", calibration_dir=tmp_path / "l", input_fn=lambda p: "",
+                          packet_timeout_ms=PACKET_TIMEOUT_MS)
         robot = follower(ffollower, tmp_path, input_fn=lambda p: "")
         for i in range(1, 7):
             fleader.servo(i).actual = 1500 + 200 * i
@@ -136,7 +137,7 @@ def test_calibration_procedure(fake_bus, tmp_path):
         return False
 
     robot = SOFollower(fake_bus.port, id="new", input_fn=lambda p: prompts.append(p) or "", print_fn=lambda *a: None,
-                       packet_timeout_ms=15)
+                       packet_timeout_ms=PACKET_TIMEOUT_MS)
     robot.connect(calibrate=False)
     with pytest.raises(CalibrationError, match="robots/so_follower/new.json"):
         robot.get_observation()
