@@ -1,5 +1,5 @@
-"""SAC networks (Haarnoja et al. 2018) as plain ``nn.Module`` s: observation encoder, tanh-Gaussian actor and critic
-ensemble.
+"""SAC networks (Haarnoja et al. 2018) as plain ``nn.Module`` s: observation encoder, tanh-Gaussian actor, critic
+ensemble and the discrete (grasp) critic of HIL-SERL (Luo et al. 2024).
 
 All inputs are **normalized** tensors: states ``(B, D)``, cameras ``(B, 3, H, W)``, actions ``(B, A)`` in [-1, 1].
 """
@@ -230,6 +230,37 @@ class CriticEnsemble(nn.Module):
     def forward(self, feat: Tensor, action: Tensor) -> Tensor:
         x = torch.cat([feat, action], -1)
         return torch.stack([h(t(x)).squeeze(-1) for t, h in zip(self.trunks, self.heads)], 0)
+
+
+class DiscreteCritic(nn.Module):
+    """Q-values of a discrete action (HIL-SERL's grasp critic, lerobot's ``DiscreteCritic``):
+    ``Q(s, .) = head(MLP(feat))``, one output per discrete action.
+
+    Args:
+        in_dim: width of the encoded observation ``feat``.
+        num_discrete_actions: number of discrete actions (e.g. 3: close / stay / open).
+        network_kwargs: :class:`MLP` arguments (``hidden_dims``, ``activate_final``, ``layer_norm``, ...).
+        init_final: output layer initialised uniformly in ``[-init_final, init_final]``; None = PyTorch's default.
+
+    Raises:
+        ValueError: ``num_discrete_actions < 2``.
+    """
+
+    def __init__(self, in_dim: int, num_discrete_actions: int, network_kwargs: Mapping[str, Any],
+                 init_final: float | None = None) -> None:
+        super().__init__()
+        if int(num_discrete_actions) < 2:
+            raise ValueError(f"num_discrete_actions must be >= 2, got {num_discrete_actions}")
+        self.num_discrete_actions = int(num_discrete_actions)
+        self.trunk = MLP(in_dim, **dict(network_kwargs))
+        self.head = nn.Linear(self.trunk.out_dim, self.num_discrete_actions)
+        if init_final is not None:
+            nn.init.uniform_(self.head.weight, -init_final, init_final)
+            nn.init.uniform_(self.head.bias, -init_final, init_final)
+
+    def forward(self, feat: Tensor) -> Tensor:
+        """``(B, in_dim)`` encoded observations -> ``(B, num_discrete_actions)`` Q-values."""
+        return self.head(self.trunk(feat))
 
 
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:

@@ -14,7 +14,8 @@ from torch import Tensor
 
 from robolearn.features import ACTION, FeatureType
 from robolearn.policies.base import PolicyModule
-from robolearn.policies.sac.model import CriticEnsemble, ObservationEncoder, TanhGaussianActor, polyak_update
+from robolearn.policies.sac.model import (CriticEnsemble, DiscreteCritic, ObservationEncoder, TanhGaussianActor,
+                                         polyak_update)
 
 DEFAULT_ACTOR_NETWORK = {"hidden_dims": [256, 256], "activate_final": True}
 DEFAULT_CRITIC_NETWORK = {"hidden_dims": [256, 256], "activate_final": True, "layer_norm": True}
@@ -40,6 +41,26 @@ class SACPolicy(PolicyModule):
     - temperature: ``L_alpha = mean_B (-alpha (log pi(a|s) + target_entropy))``: alpha rises when the policy's entropy
       falls below ``target_entropy``;
     - targets: ``theta' <- tau theta + (1 - tau) theta'`` after every update (``tau = critic_target_update_weight``).
+
+    With ``num_discrete_actions`` set (HIL-SERL's grasp critic, lerobot's names), the **last** action dimension is a
+    discrete gripper command: the actor and the critic ensemble act on the first ``A - 1`` dimensions only, and a
+    :class:`~robolearn.policies.sac.model.DiscreteCritic` on the critic encoder's features gives ``Q_g(s, .)``
+    ``(B, num_discrete_actions)``, trained every update by a double-DQN loss (as lerobot's
+    ``compute_loss_discrete_critic``):
+
+    - ``L_g = mean_B (Q_g(s, i) - y_g)^2``, ``y_g = r + p + discount^k (1 - done) Q'_g(s', argmax_j Q_g(s', j))``,
+      with ``i`` the stored command's index, ``p = complementary_info.discrete_penalty`` when the batch has it (0
+      otherwise), the online network choosing and the target network ``Q'_g`` (own Polyak copy, same ``tau``, on the
+      target encoder) evaluating the next action.
+
+    **Gripper command mapping.** Index ``i`` in ``0..n-1`` is the normalized value ``-1 + 2 i / (n - 1)``, unnormalized
+    like any action: with the default MIN_MAX action normalization the env command is ``linspace(min, max, n)[i]`` of
+    the gripper dimension's bounds, e.g. bounds ``[0, 2]`` and ``n = 3`` give lerobot's / gym-hil's commands
+    ``0 / 1 / 2`` (close / stay / open), bounds ``[-1, 1]`` give ``-1 / 0 / +1``. The replay buffer stores the command
+    the env received (env units, like human interventions and recorded demos); the loss maps it back to the nearest
+    index, so uniformly random warm-up commands count as the nearest discrete command. ``select_action`` and
+    ``sample_action`` both take the greedy ``argmax`` of ``Q_g`` (as lerobot; exploration of the gripper comes from the
+    random warm-up and from human interventions).
 
     Every update trains the critic; the actor and temperature are trained on the last of each group of
     ``utd_ratio`` updates, once every ``policy_update_freq`` groups (lerobot's schedule). The three losses of an
@@ -74,9 +95,14 @@ class SACPolicy(PolicyModule):
             ``{"hidden_dims": [256, 256], "activate_final": True}`` (critic adds ``layer_norm: True``, as RLPD).
         std_min, std_max: bounds of the actor's standard deviation.
         init_final: uniform init range of the actor's output layers.
+        num_discrete_actions: None = all action dimensions continuous; ``n >= 2`` = the last action dimension is a
+            discrete gripper command with ``n`` values (3 = close / stay / open in lerobot), chosen by the grasp critic.
+        discrete_critic_network_kwargs: :class:`~robolearn.policies.sac.model.MLP` arguments of the grasp critic;
+            None = the critic's default (``[256, 256]``, LayerNorm).
 
     Raises:
-        ValueError: invalid sizes, rates or ``num_subsample_critics > num_critics``; in ``on_fit_start`` an fp16
+        ValueError: invalid sizes, rates or ``num_subsample_critics > num_critics``; ``num_discrete_actions < 2`` or
+            set with a 1-D action (no continuous dimension left); in ``on_fit_start`` an fp16
             precision (gradient clipping here does not unscale fp16 gradients; use 32 or bf16).
     """
 
@@ -116,6 +142,8 @@ class SACPolicy(PolicyModule):
         std_min: float = 1e-5,
         std_max: float = 10.0,
         init_final: float | None = 0.05,
+        num_discrete_actions: int | None = None,
+        discrete_critic_network_kwargs: Mapping[str, Any] | None = None,
     ):
         super().__init__(features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats)
         if not 0.0 <= discount <= 1.0:
@@ -130,6 +158,17 @@ class SACPolicy(PolicyModule):
             raise ValueError(f"num_subsample_critics ({num_subsample_critics}) must be in [1, num_critics={num_critics}]")
         if len(self.features[ACTION].shape) != 1:
             raise ValueError(f"SAC needs a 1-D action feature, got shape {self.features[ACTION].shape}")
+        if num_discrete_actions is not None:
+            if int(num_discrete_actions) < 2:
+                raise ValueError(f"num_discrete_actions must be None or >= 2, got {num_discrete_actions}")
+            if self.action_dim < 2:
+                raise ValueError(f"num_discrete_actions={num_discrete_actions} makes the last action dimension "
+                                 f"discrete, but the action has {self.action_dim} dimension(s); SAC needs at least "
+                                 "one continuous")
+        self.num_discrete_actions = None if num_discrete_actions is None else int(num_discrete_actions)
+        # the actor and the critic ensemble act on the continuous part; target entropy -|A|/2 counts all dimensions
+        # (lerobot: continuous + 1 with a discrete head)
+        self.continuous_action_dim = self.action_dim - (1 if self.num_discrete_actions is not None else 0)
         self.automatic_optimization = False
         self.discount = float(discount)
         self.target_entropy = float(target_entropy) if target_entropy is not None else -self.action_dim / 2.0
@@ -150,14 +189,20 @@ class SACPolicy(PolicyModule):
                                       freeze_vision_encoder, pretrained_vision_encoder)
 
         self.encoder = encoder()
-        self.critics = CriticEnsemble(self.encoder.out_dim, self.action_dim, num_critics,
+        self.critics = CriticEnsemble(self.encoder.out_dim, self.continuous_action_dim, num_critics,
                                       dict(critic_network_kwargs or DEFAULT_CRITIC_NETWORK))
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
         self.actor_encoder = None if self.shared_encoder else encoder()
-        self.actor = TanhGaussianActor(self.encoder.out_dim, self.action_dim,
+        self.actor = TanhGaussianActor(self.encoder.out_dim, self.continuous_action_dim,
                                        dict(actor_network_kwargs or DEFAULT_ACTOR_NETWORK), std_min, std_max, init_final)
         self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(temperature_init)))
+        self.discrete_critic: DiscreteCritic | None = None
+        self.discrete_critic_target: DiscreteCritic | None = None
+        if self.num_discrete_actions is not None:
+            self.discrete_critic = DiscreteCritic(self.encoder.out_dim, self.num_discrete_actions,
+                                                  dict(discrete_critic_network_kwargs or DEFAULT_CRITIC_NETWORK))
+            self.discrete_critic_target = copy.deepcopy(self.discrete_critic).requires_grad_(False)
         self.num_policy_updates = 0  # actor/temperature updates in this process (logged as train/policy_updates)
         self._save_policy_hparams()
 
@@ -197,19 +242,54 @@ class SACPolicy(PolicyModule):
         return feat.detach()
 
     # ------------------------------------------------------------------ inference
+    def discrete_index_to_action(self, index: Tensor) -> Tensor:
+        """Discrete indices ``(...)`` (int, ``0..n-1``) -> normalized gripper values ``(...)`` ``-1 + 2 i / (n - 1)``
+        (unnormalized by the action statistics into the env command; see the class docstring)."""
+        n = self._require_discrete()
+        return index.float() * (2.0 / (n - 1)) - 1.0
+
+    def action_to_discrete_index(self, value: Tensor) -> Tensor:
+        """Normalized gripper values ``(...)`` -> the nearest discrete index ``(...)`` (int64, clamped to ``0..n-1``);
+        the inverse of :meth:`discrete_index_to_action`."""
+        n = self._require_discrete()
+        return torch.round((value + 1.0) * ((n - 1) / 2.0)).clamp(0, n - 1).long()
+
+    def discrete_action_commands(self) -> Tensor:
+        """The ``n`` env commands of the gripper dimension, ``(n,)`` in the action's units (index ``i`` -> entry
+        ``i``)."""
+        n = self._require_discrete()
+        normalized = torch.zeros(n, self.action_dim, device=self.log_alpha.device)
+        normalized[:, -1] = self.discrete_index_to_action(torch.arange(n, device=normalized.device))
+        return self.normalizer.unnormalize_tensor(ACTION, normalized)[:, -1]
+
+    def _require_discrete(self) -> int:
+        if self.num_discrete_actions is None:
+            raise RuntimeError("this SACPolicy has no discrete gripper head (num_discrete_actions=None)")
+        return self.num_discrete_actions
+
+    def _act(self, obs: Mapping[str, Tensor], deterministic: bool) -> Tensor:
+        """Normalized action ``(B, A)``: the actor's continuous part, then (with a grasp critic) the greedy discrete
+        command ``argmax_j Q_g(s, j)`` as the last dimension."""
+        critic_feat = None
+        if self.discrete_critic is not None or self.actor_encoder is None:
+            critic_feat = self.encoder(obs)
+        action, _, _ = self.actor(self._actor_features(obs, critic_feat), deterministic=deterministic)
+        if self.discrete_critic is None:
+            return action
+        index = self.discrete_critic(critic_feat).argmax(-1)
+        return torch.cat([action, self.discrete_index_to_action(index)[:, None].to(action.dtype)], -1)
+
     def _predict_chunk(self, batch: dict[str, Any]) -> Tensor:
-        """Deterministic action ``tanh(mean)``, ``(B, 1, A)`` in normalized units."""
-        obs = self._inputs(batch)
-        _, _, mean = self.actor(self._actor_features(obs), deterministic=True)
-        return mean[:, None]
+        """Deterministic action ``tanh(mean)`` (+ the greedy gripper command), ``(B, 1, A)`` in normalized units."""
+        return self._act(self._inputs(batch), deterministic=True)[:, None]
 
     @torch.no_grad()
     def sample_action(self, observation: Mapping[str, Tensor]) -> Tensor:
         """A stochastic action ``a ~ pi(.|s)`` ``(B, A)`` in the action's units (for exploration in the env), from a
-        raw observation batch (states ``(B, D)``, cameras ``(B, 3, H, W)`` in [0, 1])."""
+        raw observation batch (states ``(B, D)``, cameras ``(B, 3, H, W)`` in [0, 1]); with a grasp critic the last
+        dimension is its greedy command (one of :meth:`discrete_action_commands`)."""
         obs = self.normalizer.normalize(self._inputs(observation), keys=list(self.input_features))
-        action, _, _ = self.actor(self._actor_features(obs))
-        return self.normalizer.unnormalize_tensor(ACTION, action)
+        return self.normalizer.unnormalize_tensor(ACTION, self._act(obs, deterministic=False))
 
     # ------------------------------------------------------------------ losses (normalized batches)
     @torch.no_grad()
@@ -235,9 +315,39 @@ class SACPolicy(PolicyModule):
         obs = self._inputs(batch)
         td_target = self.td_target(batch)
         feat = self.encoder(obs)
-        q = self.critics(feat, batch[ACTION])
+        q = self.critics(feat, batch[ACTION][..., : self.continuous_action_dim])
         loss = ((q - td_target[None]) ** 2).mean(1).sum()
         return loss, {"q_mean": q.mean().detach(), "td_target_mean": td_target.mean()}, feat
+
+    @torch.no_grad()
+    def discrete_td_target(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """Double-DQN target of the grasp critic, ``(B,)``: ``y_g = r + p + discount^k (1 - done) Q'_g(s', j*)`` with
+        ``j* = argmax_j Q_g(s', j)`` (online network on the online encoder chooses, target network on the target
+        encoder evaluates), ``p = complementary_info.discrete_penalty`` (0 when absent), ``k = next.n_steps`` (1 when
+        absent), for a normalized transition batch."""
+        self._require_discrete()
+        next_obs = self._inputs(batch, "next.")
+        reward = batch["next.reward"].reshape(-1)
+        if "complementary_info.discrete_penalty" in batch:
+            reward = reward + batch["complementary_info.discrete_penalty"].reshape(-1).to(reward.dtype)
+        done = batch["next.done"].reshape(-1).float()
+        n_steps = batch["next.n_steps"].reshape(-1).float() if "next.n_steps" in batch else torch.ones_like(reward)
+        best_next = self.discrete_critic(self.encoder(next_obs)).argmax(-1, keepdim=True)
+        q_next = self.discrete_critic_target(self.target_encoder(next_obs)).gather(-1, best_next).squeeze(-1)
+        return reward + (1.0 - done) * self.discount ** n_steps * q_next
+
+    def discrete_critic_loss(self, batch: Mapping[str, Tensor], critic_feat: Tensor | None = None
+                             ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(L_g, info)``: ``mean_B (Q_g(s, i) - y_g)^2`` with ``i`` the index of the stored gripper command (last
+        action dimension, normalized) for a normalized transition batch; ``critic_feat`` = the critic encoder's
+        features of ``s`` (recomputed when None; the encoder receives this loss's gradient too, as in lerobot)."""
+        self._require_discrete()
+        target = self.discrete_td_target(batch)
+        feat = critic_feat if critic_feat is not None else self.encoder(self._inputs(batch))
+        index = self.action_to_discrete_index(batch[ACTION][..., -1])
+        q = self.discrete_critic(feat).gather(-1, index[:, None]).squeeze(-1)
+        loss = ((q - target) ** 2).mean()
+        return loss, {"discrete_q_mean": q.mean().detach(), "discrete_td_target_mean": target.mean()}
 
     def actor_temperature_loss(self, batch: Mapping[str, Tensor], critic_feat: Tensor | None = None
                                ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
@@ -262,8 +372,13 @@ class SACPolicy(PolicyModule):
         """Sum of the three losses on a normalized batch (used by ``forward``; training uses ``training_step``)."""
         critic, info, feat = self.critic_loss(batch)
         actor, temp, info2 = self.actor_temperature_loss(batch, feat)
-        return critic + actor + temp, {"critic_loss": critic.detach(), "actor_loss": actor.detach(),
-                                       "temperature_loss": temp.detach(), **info, **info2}
+        total = critic + actor + temp
+        if self.discrete_critic is not None:
+            discrete, info3 = self.discrete_critic_loss(batch, feat)
+            total = total + discrete
+            info.update(discrete_critic_loss=discrete.detach(), **info3)
+        return total, {"critic_loss": critic.detach(), "actor_loss": actor.detach(),
+                       "temperature_loss": temp.detach(), **info, **info2}
 
     def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         return self.compute_loss(self.normalize_transitions(batch))
@@ -286,6 +401,10 @@ class SACPolicy(PolicyModule):
         update_index = int(self.global_step)
         critic_loss, info, feat = self.critic_loss(batch)
         total = critic_loss
+        if self.discrete_critic is not None:
+            discrete_loss, info_discrete = self.discrete_critic_loss(batch, feat)
+            total = total + discrete_loss
+            info.update(discrete_critic_loss=discrete_loss.detach(), **info_discrete)
         policy_update = self.is_policy_update(update_index)
         if policy_update:
             actor_loss, temperature_loss, info2 = self.actor_temperature_loss(batch, feat)
@@ -296,6 +415,8 @@ class SACPolicy(PolicyModule):
         self.manual_backward(total)
         if self.grad_clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self._critic_params(), self.grad_clip_norm)
+            if self.discrete_critic is not None:
+                torch.nn.utils.clip_grad_norm_(self._discrete_critic_params(), self.grad_clip_norm)
             if policy_update:
                 torch.nn.utils.clip_grad_norm_(self._actor_params(), self.grad_clip_norm)
         opt.step()
@@ -318,12 +439,20 @@ class SACPolicy(PolicyModule):
         return loss
 
     def update_targets(self) -> None:
-        """Polyak-average the target encoder and critics towards the online ones (tau = critic_target_update_weight)."""
+        """Polyak-average the target encoder, critics and grasp critic towards the online ones
+        (tau = critic_target_update_weight)."""
         polyak_update(self.target_critics, self.critics, self.tau)
         polyak_update(self.target_encoder, self.encoder, self.tau)
+        if self.discrete_critic is not None:
+            polyak_update(self.discrete_critic_target, self.discrete_critic, self.tau)
 
     def _critic_params(self) -> list[torch.nn.Parameter]:
         return [p for m in (self.encoder, self.critics) for p in m.parameters() if p.requires_grad]
+
+    def _discrete_critic_params(self) -> list[torch.nn.Parameter]:
+        if self.discrete_critic is None:
+            return []
+        return [p for p in self.discrete_critic.parameters() if p.requires_grad]
 
     def _actor_params(self) -> list[torch.nn.Parameter]:
         mods = [self.actor] + ([self.actor_encoder] if self.actor_encoder is not None else [])
@@ -331,12 +460,15 @@ class SACPolicy(PolicyModule):
 
     def get_optim_params(self) -> list[dict[str, Any]]:
         """Three groups: critic (+ its encoder) at ``critic_lr``, actor at ``actor_lr``, ``log_alpha`` at
-        ``temperature_lr``."""
-        return [
+        ``temperature_lr``; with a grasp critic a fourth, ``discrete_critic`` at ``critic_lr`` (as lerobot)."""
+        groups = [
             {"params": self._critic_params(), "lr": self.critic_lr, "name": "critic"},
             {"params": self._actor_params(), "lr": self.actor_lr, "name": "actor"},
             {"params": [self.log_alpha], "lr": self.temperature_lr, "name": "temperature"},
         ]
+        if self.discrete_critic is not None:
+            groups.append({"params": self._discrete_critic_params(), "lr": self.critic_lr, "name": "discrete_critic"})
+        return groups
 
     def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
         return torch.optim.Adam(params)
