@@ -94,7 +94,7 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.get("role", "learner") != "learner":  # actor–learner experiments (HIL-SERL): actor / both processes
         from robolearn.rl.hil.roles import run_role
 
-        return run_role(cfg, train)
+        return run_role(cfg, train, script=__file__)
     trainer, _, _ = train(cfg)
     loss = trainer.callback_metrics.get("train/loss")
     return float(loss) if loss is not None else None

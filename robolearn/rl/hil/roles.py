@@ -3,11 +3,14 @@
 - ``role=learner`` (default): the ordinary ``train.py`` run (nothing here is involved);
 - ``role=actor``: :func:`robolearn.rl.hil.actor.run_actor` on the same composed config;
 - ``role=both``: start ``python train.py <same overrides> role=actor`` as a subprocess, train here, then stop it.
+  With ``dataset.port=0`` a free port is chosen first and given to both processes, so that several ``role=both``
+  runs (e.g. the jobs of a multirun) can share a machine.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +27,17 @@ def actor_command(overrides: list[str], script: str | Path) -> list[str]:
     return [sys.executable, str(script), *kept, "role=actor"]
 
 
-def run_role(cfg: Any, train: Callable[[Any], tuple]) -> float | None:
-    """Run ``cfg.role`` (see the module docstring); ``train`` is ``train.py``'s ``train(cfg)``.
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` now (the OS picks it; another process could take it before use)."""
+    with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as s:
+        s.bind((host.strip("[]"), 0))
+        return int(s.getsockname()[1])
+
+
+def run_role(cfg: Any, train: Callable[[Any], tuple], script: str | Path | None = None) -> float | None:
+    """Run ``cfg.role`` (see the module docstring); ``train`` is ``train.py``'s ``train(cfg)`` and ``script`` the
+    path of ``train.py`` (the actor subprocess runs it; default ``sys.argv[0]``, which is not ``train.py`` inside a
+    launcher's job).
 
     Returns:
         the learner's last ``train/loss`` (``both``), or None (``actor``).
@@ -45,8 +57,14 @@ def run_role(cfg: Any, train: Callable[[Any], tuple]) -> float | None:
         trainer, _, _ = train(cfg)
     else:
         from hydra.core.hydra_config import HydraConfig
+        from omegaconf import open_dict
 
-        cmd = actor_command(list(HydraConfig.get().overrides.task), Path(sys.argv[0]).resolve())
+        overrides = list(HydraConfig.get().overrides.task)
+        if int(cfg.dataset.get("port", -1)) == 0:
+            with open_dict(cfg):
+                cfg.dataset.port = free_port(str(cfg.dataset.get("host", "127.0.0.1")))
+            overrides.append(f"dataset.port={cfg.dataset.port}")
+        cmd = actor_command(overrides, Path(script or sys.argv[0]).resolve())
         log.info("role=both: starting the actor: %s", " ".join(cmd))
         proc = subprocess.Popen(cmd)
         try:
