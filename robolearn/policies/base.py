@@ -120,6 +120,18 @@ class PolicyModule(L.LightningModule):
         self.run_config: dict | None = None  # attached by train.py; used by the ExportPretrained callback
         self._action_queue: collections.deque[Tensor] = collections.deque()
 
+    @staticmethod
+    def check_single_frame_chunking(policy_name: str, n_obs_steps: int, n_action_steps: int, chunk_size: int) -> None:
+        """Validate the windows of a policy that sees one frame and predicts ``chunk_size`` actions.
+
+        Raises:
+            ValueError: ``n_obs_steps != 1`` or ``n_action_steps > chunk_size`` (the message names the policy).
+        """
+        if n_obs_steps != 1:
+            raise ValueError(f"{policy_name} supports n_obs_steps=1 only, got {n_obs_steps}")
+        if n_action_steps > chunk_size:
+            raise ValueError(f"n_action_steps ({n_action_steps}) must be <= chunk_size ({chunk_size})")
+
     # ------------------------------------------------------------------ features
     @property
     def input_features(self) -> dict[str, PolicyFeature]:

@@ -115,10 +115,7 @@ class ACTPolicy(PolicyModule):
         optimizer_lr_backbone: float = 1e-5,
     ):
         super().__init__(features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats)
-        if n_obs_steps != 1:
-            raise ValueError(f"ACT supports n_obs_steps=1 only, got {n_obs_steps}")
-        if n_action_steps > chunk_size:
-            raise ValueError(f"n_action_steps ({n_action_steps}) must be <= chunk_size ({chunk_size})")
+        self.check_single_frame_chunking("ACT", n_obs_steps, n_action_steps, chunk_size)
         if temporal_ensemble_coeff is not None and n_action_steps != 1:
             raise ValueError("temporal ensembling (temporal_ensemble_coeff) requires n_action_steps=1")
         self.state_key = self._feature_key(FeatureType.STATE)

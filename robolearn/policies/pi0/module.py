@@ -144,10 +144,7 @@ class Pi0Policy(VLAPolicyMixin, PolicyModule):
         scheduler_decay_lr: float = 2.5e-6,
     ):
         super().__init__(features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats)
-        if n_obs_steps != 1:
-            raise ValueError(f"π0 supports n_obs_steps=1 only, got {n_obs_steps}")
-        if n_action_steps > chunk_size:
-            raise ValueError(f"n_action_steps ({n_action_steps}) must be <= chunk_size ({chunk_size})")
+        self.check_single_frame_chunking("π0", n_obs_steps, n_action_steps, chunk_size)
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r}; expected one of {sorted(DTYPES)}")
         res = tuple(int(r) for r in image_resolution)

@@ -130,10 +130,7 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
         gradient_checkpointing: bool = False,
     ):
         super().__init__(features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats)
-        if n_obs_steps != 1:
-            raise ValueError(f"SmolVLA supports n_obs_steps=1 only, got {n_obs_steps}")
-        if n_action_steps > chunk_size:
-            raise ValueError(f"n_action_steps ({n_action_steps}) must be <= chunk_size ({chunk_size})")
+        self.check_single_frame_chunking("SmolVLA", n_obs_steps, n_action_steps, chunk_size)
         for name, value in (("adapt_to_pi_aloha", adapt_to_pi_aloha),
                             ("use_delta_joint_actions_aloha", use_delta_joint_actions_aloha),
                             ("add_image_special_tokens", add_image_special_tokens)):
