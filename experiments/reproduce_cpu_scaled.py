@@ -132,6 +132,8 @@ def collect_results(out: Path, smoke: bool) -> dict[str, str]:
                     f"Diffusion Policy PushT (state, small U-Net), {tag}", False))
     written: dict[str, str] = {}
     for folder, stem, key, title, plot in experiments:
+        if not (out / "runs" / folder).is_dir():  # e.g. --chunks "" runs no ACT job
+            continue
         for metric, suffix in (("eval/pc_success", ""), ("eval/avg_max_reward", "_max_reward")):
             rows = collect.summarize(collect.load_multirun(out / "runs" / folder, metric), metric, [key])
             name = f"{stem}{suffix}"

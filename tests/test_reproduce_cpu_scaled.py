@@ -69,3 +69,9 @@ def test_smoke_pipeline_end_to_end(tmp_path, shared_datasets):
     for run in ("diffusion_state/0", "act_chunk/0", "act_chunk/1"):
         agg = json.loads((tmp_path / "runs" / run / "eval_info.json").read_text())["aggregated"]
         assert agg["n_episodes"] == 2
+
+
+def test_collect_skips_experiments_that_were_not_run(tmp_path):
+    """``--chunks ""`` runs the Diffusion job only: collecting must not fail on the missing ACT folder."""
+    (tmp_path / "runs").mkdir()
+    assert rep.collect_results(tmp_path, smoke=True) == {}
