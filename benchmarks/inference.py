@@ -36,7 +36,7 @@ from robolearn.inference.client import RobotClient, latency_summary
 from robolearn.inference.server import PolicyServer
 from robolearn.policies.act import ACTPolicy
 from robolearn.policies.diffusion import DiffusionPolicy
-from robolearn.robots.robot import Robot
+from robolearn.robots.random_robot import RandomRobot
 
 HERE = Path(__file__).resolve().parent
 CAMERA = "workspace"
@@ -106,47 +106,11 @@ def bench_select_action(policy: Any, device: torch.device, chunk_calls: int, hit
             "n_action_steps": policy.n_action_steps}
 
 
-class LoopbackRobot(Robot):
-    """In-process robot with the default dataset's features (random readings, actions discarded)."""
-
-    name = "loopback"
-
-    def __init__(self) -> None:
-        super().__init__(id="bench")
-        self.rng = np.random.default_rng(0)
-        self._connected = False
-
-    @property
-    def observation_features(self) -> dict[str, Any]:
-        return {**{n: float for n in STATE_NAMES}, CAMERA: (IMG[1], IMG[2], 3)}
-
-    @property
-    def action_features(self) -> dict[str, Any]:
-        return {n: float for n in ACTION_NAMES}
-
-    @property
-    def is_connected(self) -> bool:
-        return self._connected
-
-    def connect(self, calibrate: bool = True) -> None:
-        self._connected = True
-
-    def disconnect(self) -> None:
-        self._connected = False
-
-    def get_observation(self) -> dict[str, Any]:
-        obs: dict[str, Any] = {n: float(v) for n, v in zip(STATE_NAMES, self.rng.normal(size=len(STATE_NAMES)))}
-        obs[CAMERA] = self.rng.integers(0, 256, size=(IMG[1], IMG[2], 3), dtype=np.uint8)
-        return obs
-
-    def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
-        return action
-
-
 def bench_round_trip(policy: Any, device: str, requests: int, warmup: int) -> dict:
     """Round trips of ``Predict`` on 127.0.0.1 (threshold 1: a request after every executed action)."""
     with PolicyServer(policy, host="127.0.0.1", port=0, device=device) as server:
-        with RobotClient(LoopbackRobot(), server.address, chunk_size_threshold=1.0, timeout_s=120) as client:
+        robot = RandomRobot(STATE_NAMES, ACTION_NAMES, {CAMERA: IMG[1:]}, id="bench")  # the default dataset's features
+        with RobotClient(robot, server.address, chunk_size_threshold=1.0, timeout_s=120) as client:
             steps = 0
             while len(client.round_trips) < warmup + requests:
                 client.step()

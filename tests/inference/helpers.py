@@ -10,55 +10,33 @@ import torch
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.act import ACTPolicy
-from robolearn.robots.robot import Robot, RobotError
+from robolearn.robots.random_robot import RandomRobot
 
 H = W = 16
 STATE_KEYS = ("shoulder.pos", "elbow.pos", "gripper.pos")
 ACTION_KEYS = ("dx", "dy")
 
 
-class FakeRobot(Robot):
-    """Three joints and one 16x16 camera; observations change at every read (seeded), actions are recorded."""
+class FakeRobot(RandomRobot):
+    """Three joints and one 16x16 camera; observations change at every read (seeded), and observations and actions
+    are recorded."""
 
     name = "fake"
 
     def __init__(self, seed: int = 0):
-        super().__init__(id="fake0")
-        self.rng = np.random.default_rng(seed)
+        super().__init__(STATE_KEYS, ACTION_KEYS, {"front": (H, W)}, seed=seed, id="fake0")
         self.sent: list[dict[str, float]] = []
         self.observations: list[dict[str, Any]] = []
-        self._connected = False
-
-    @property
-    def observation_features(self) -> dict[str, Any]:
-        return {**{k: float for k in STATE_KEYS}, "front": (H, W, 3)}
-
-    @property
-    def action_features(self) -> dict[str, Any]:
-        return {k: float for k in ACTION_KEYS}
-
-    @property
-    def is_connected(self) -> bool:
-        return self._connected
-
-    def connect(self, calibrate: bool = True) -> None:
-        self._connected = True
-
-    def disconnect(self) -> None:
-        self._connected = False
 
     def get_observation(self) -> dict[str, Any]:
-        obs = {k: float(v) for k, v in zip(STATE_KEYS, self.rng.normal(size=len(STATE_KEYS)))}
-        obs["front"] = self.rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+        obs = super().get_observation()
         self.observations.append(obs)
         return obs
 
     def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
-        missing = [k for k in ACTION_KEYS if k not in action]
-        if missing:
-            raise RobotError(f"missing action keys {missing}")
-        self.sent.append(dict(action))
-        return dict(action)
+        sent = super().send_action(action)
+        self.sent.append(sent)
+        return sent
 
 
 def policy_features() -> dict[str, PolicyFeature]:
