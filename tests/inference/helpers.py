@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.act import ACTPolicy
 from robolearn.robots.random_robot import RandomRobot
+from tests.policies.helpers import stats as random_stats  # noqa: F401 (also used by the tests)
 
 H = W = 16
 STATE_KEYS = ("shoulder.pos", "elbow.pos", "gripper.pos")
@@ -45,18 +45,6 @@ def policy_features() -> dict[str, PolicyFeature]:
         "observation.images.front": PolicyFeature(FT.VISUAL, (3, H, W)),
         "action": PolicyFeature(FT.ACTION, (len(ACTION_KEYS),)),
     }
-
-
-def random_stats(feats: dict[str, PolicyFeature]) -> dict[str, dict[str, np.ndarray]]:
-    rng = np.random.default_rng(0)
-    out = {}
-    for k, f in feats.items():
-        shape = (f.shape[0], 1, 1) if f.type is FT.VISUAL else f.shape
-        lo = rng.uniform(-2, -1, shape).astype(np.float32)
-        out[k] = {"mean": rng.uniform(-0.5, 0.5, shape).astype(np.float32),
-                  "std": rng.uniform(0.5, 2.0, shape).astype(np.float32),
-                  "min": lo, "max": lo + 2.0, "count": np.array([10])}
-    return out
 
 
 def tiny_act(chunk_size: int = 10) -> ACTPolicy:
