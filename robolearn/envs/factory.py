@@ -8,13 +8,18 @@ expert that ``policy=scripted`` runs inside it.
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import gymnasium as gym
 
 from robolearn.envs.expert_wrapper import ExpertActionWrapper
+from robolearn.envs.hold import HoldWhenDone
 from robolearn.envs.observation import env_policy_features, flatten_observation
 from robolearn.features import PolicyFeature
+
+CAMERA_KEY_PREFIX = "observation.images."
 
 
 def make_gym(id: str, package: str | None = None, **kwargs: Any) -> gym.Env:
@@ -57,6 +62,10 @@ class EnvSpec:
         max_info_keys: ``info`` keys whose per-episode maximum is reported as ``max_<key>`` (PushT: coverage).
         expert: ``expert(env) -> ScriptedExpert`` for ``policy=scripted``, or None when the env has none.
         name: label used in messages and results.
+        no_camera_kwargs: keyword arguments for ``make`` that turn the per-step camera images off (e.g.
+            ``{observe_camera: false}``), used by :meth:`without_cameras` when the policy reads no camera, so no
+            frame is rendered per step; ``env.render()`` must still work for videos. None: the env always
+            renders its cameras.
 
     Raises:
         ValueError: empty ``features_map``, non-positive ``fps`` or ``max_episode_steps``.
@@ -65,7 +74,8 @@ class EnvSpec:
     def __init__(self, make: Callable[..., gym.Env], features_map: Mapping[str, str], fps: int,
                  max_episode_steps: int, task: str | None = None, success_key: str = "is_success",
                  success_threshold: float | None = None, max_info_keys: Sequence[str] = (),
-                 expert: Callable[[gym.Env], Any] | None = None, name: str = "env") -> None:
+                 expert: Callable[[gym.Env], Any] | None = None, name: str = "env",
+                 no_camera_kwargs: Mapping[str, Any] | None = None) -> None:
         if not features_map:
             raise ValueError(f"env {name!r}: features_map is empty; map at least one observation key")
         if int(fps) <= 0 or int(max_episode_steps) <= 0:
@@ -80,6 +90,24 @@ class EnvSpec:
         self.max_info_keys = [str(k) for k in max_info_keys]
         self.expert = expert
         self.name = name
+        self.no_camera_kwargs = None if no_camera_kwargs is None else dict(no_camera_kwargs)
+
+    @property
+    def camera_keys(self) -> list[str]:
+        """Dataset keys of the mapped cameras (``observation.images.*``)."""
+        return [key for key in self.features_map.values() if key.startswith(CAMERA_KEY_PREFIX)]
+
+    def without_cameras(self) -> "EnvSpec":
+        """This env with its per-step camera images turned off (``no_camera_kwargs``) and the camera keys removed
+        from ``features_map``; ``self`` when it has no cameras or no ``no_camera_kwargs``."""
+        cameras = set(self.camera_keys)
+        if not cameras or self.no_camera_kwargs is None:
+            return self
+        make, extra = self.make, self.no_camera_kwargs
+        spec = copy.copy(self)
+        spec.make = functools.partial(_make_with, make, extra)
+        spec.features_map = {k: v for k, v in self.features_map.items() if v not in cameras}
+        return spec
 
     def make_env(self, with_expert: bool = False) -> gym.Env:
         """One env instance (with :class:`ExpertActionWrapper` when ``with_expert``).
@@ -100,18 +128,23 @@ class EnvSpec:
         return env_policy_features(observation_space, self.features_map)
 
 
+def _make_with(make: Callable[..., gym.Env], extra: Mapping[str, Any], **kwargs: Any) -> gym.Env:
+    return make(**{**kwargs, **extra})
+
+
 class _EnvThunk:
     """Picklable env constructor for ``AsyncVectorEnv`` workers."""
 
-    def __init__(self, spec: EnvSpec, with_expert: bool) -> None:
-        self.spec, self.with_expert = spec, with_expert
+    def __init__(self, spec: EnvSpec, with_expert: bool, hold_when_done: bool) -> None:
+        self.spec, self.with_expert, self.hold_when_done = spec, with_expert, hold_when_done
 
     def __call__(self) -> gym.Env:
-        return self.spec.make_env(self.with_expert)
+        env = self.spec.make_env(self.with_expert)
+        return HoldWhenDone(env) if self.hold_when_done else env
 
 
 def make_vec_env(spec: EnvSpec, num_envs: int, use_async: bool = False, with_expert: bool = False,
-                 context: str | None = None) -> gym.vector.VectorEnv:
+                 context: str | None = None, hold_when_done: bool = False) -> gym.vector.VectorEnv:
     """``num_envs`` copies of the env in a ``SyncVectorEnv``, or an ``AsyncVectorEnv`` (one worker process per
     env) when ``use_async`` and ``num_envs > 1``.
 
@@ -121,13 +154,16 @@ def make_vec_env(spec: EnvSpec, num_envs: int, use_async: bool = False, with_exp
         use_async: use subprocess workers.
         with_expert: wrap each env with the spec's scripted expert (for ``policy=scripted``).
         context: multiprocessing start method for async workers (None: the platform default).
+        hold_when_done: wrap each env in :class:`~robolearn.envs.hold.HoldWhenDone`, so an env whose episode
+            ended is not simulated (nor rendered) again until the next seeded reset, while the rest of its
+            batch runs on (evaluation: one episode per env).
 
     Raises:
         ValueError: ``num_envs < 1``.
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    fns = [_EnvThunk(spec, with_expert) for _ in range(num_envs)]
+    fns = [_EnvThunk(spec, with_expert, hold_when_done) for _ in range(num_envs)]
     if use_async and num_envs > 1:
         return gym.vector.AsyncVectorEnv(fns, context=context)
     return gym.vector.SyncVectorEnv(fns)

@@ -18,6 +18,7 @@ from robolearn.envs.observation import check_policy_features
 from robolearn.eval.metrics import EpisodeResult, aggregate, aggregate_by_task
 from robolearn.eval.report import EVAL_INFO_NAME, PLOT_NAME, plot_episodes, write_eval_info, write_video
 from robolearn.eval.rollout import Policy, rollout_batch
+from robolearn.features import FeatureType
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,32 @@ log = logging.getLogger(__name__)
 def policy_input_features(policy: Any) -> dict:
     """The policy's ``input_features`` (``{}`` for policies without any, e.g. the scripted expert)."""
     return dict(getattr(policy, "input_features", {}) or {})
+
+
+def reads_cameras(policy: Any) -> bool:
+    """True when one of the policy's input features is a camera (``VISUAL``)."""
+    return any(f.type is FeatureType.VISUAL for f in policy_input_features(policy).values())
+
+
+def env_for_policy(policy: Any, spec: EnvSpec) -> EnvSpec:
+    """``spec``, without per-step camera images when the policy reads none (:meth:`EnvSpec.without_cameras`)."""
+    return spec if reads_cameras(policy) else spec.without_cameras()
+
+
+def check_env_for_policy(policy: Any, spec: EnvSpec) -> None:
+    """Build one env of ``spec`` and check that it provides every input of ``policy`` with the same shape.
+
+    Raises:
+        ValueError: the features differ (one message listing both, see
+            :func:`~robolearn.envs.observation.check_policy_features`).
+    """
+    spec = env_for_policy(policy, spec)
+    env = spec.make_env()
+    try:
+        check_policy_features(policy_input_features(policy), spec.features(env.observation_space),
+                              env_name=f"env {spec.name!r}")
+    finally:
+        env.close()
 
 
 def _progress(enabled: bool):
@@ -44,7 +71,9 @@ def evaluate_policy(policy: Policy, spec: EnvSpec, n_episodes: int, batch_size: 
     deterministic envs and policies. The last batch may hold fewer episodes than envs: the surplus envs run
     (with the following seeds) but are not counted. Before any rollout the policy's input features are
     compared with the env's mapped features. A policy with ``requires_expert = True`` (``policy=scripted``)
-    gets envs wrapped with the env config's scripted expert.
+    gets envs wrapped with the env config's scripted expert. A policy that reads no camera gets envs that render
+    none per step (:meth:`EnvSpec.without_cameras`); an env whose episode ended is not simulated while the rest
+    of its batch runs (:class:`~robolearn.envs.hold.HoldWhenDone`).
 
     Args:
         policy: ``reset()`` / ``select_action(batch)``; put it in eval mode and on its device beforehand.
@@ -74,12 +103,13 @@ def evaluate_policy(policy: Policy, spec: EnvSpec, n_episodes: int, batch_size: 
         raise ValueError("max_episodes_rendered > 0 needs an output_dir for the videos")
     batch_size = min(batch_size, n_episodes)
     with_expert = bool(getattr(policy, "requires_expert", False))
-    vec_env = make_vec_env(spec, batch_size, use_async=use_async_envs, with_expert=with_expert)
+    policy_features = policy_input_features(policy)
+    spec = env_for_policy(policy, spec)  # a policy without cameras: render only the videos' frames
+    vec_env = make_vec_env(spec, batch_size, use_async=use_async_envs, with_expert=with_expert, hold_when_done=True)
     episodes: list[EpisodeResult] = []
     video_paths: list[str] = []
     start = time.perf_counter()
     try:
-        policy_features = policy_input_features(policy)
         check_policy_features(policy_features, spec.features(vec_env.single_observation_space), env_name=f"env {spec.name!r}")
         policy_keys = set(policy_features) if policy_features else None
         n_batches = math.ceil(n_episodes / batch_size)

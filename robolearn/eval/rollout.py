@@ -95,12 +95,13 @@ def rollout_batch(vec_env: gym.vector.VectorEnv, policy: Policy, spec: EnvSpec, 
     frames: dict[int, list[np.ndarray]] = {i: [] for i in render_envs}
 
     def render(active: np.ndarray) -> None:
-        if not frames:
+        wanted = [i for i in frames if active[i]]
+        if not wanted:
             return
-        images = vec_env.call("render")
-        for i in frames:
-            if active[i]:
-                frames[i].append(np.asarray(images[i]))
+        envs = getattr(vec_env, "envs", None)  # SyncVectorEnv: render only the recorded envs
+        images = {i: envs[i].render() for i in wanted} if envs is not None else dict(enumerate(vec_env.call("render")))
+        for i in wanted:
+            frames[i].append(np.asarray(images[i]))
 
     render(~done)
     with torch.inference_mode():
