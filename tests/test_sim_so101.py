@@ -42,10 +42,12 @@ def dataset_root(tmp_path_factory) -> Path:
 
 
 def test_sim_observation_units_and_expert_success():
-    with SO101PickPlaceSim(camera=None) as sim:
+    with SO101PickPlaceSim(camera=None, random_start_steps=0) as sim:
         obs, _ = sim.reset(seed=1)
         assert obs["observation.state"].dtype == np.float32 and obs["observation.state"].shape == (6,)
         np.testing.assert_allclose(obs["observation.state"][:5], 0.0, atol=1e-6)  # home pose, radians
+        env_state = obs["observation.environment_state"]
+        np.testing.assert_allclose(env_state[6:9], sim.grasp_pos, atol=1e-6)  # block, goal, then the grasp point
         frames, success = rollout_expert(sim, seed=1)
     assert success
     assert 30 <= len(frames) <= 100
@@ -104,11 +106,11 @@ def test_interrupted_generation_leaves_no_dataset(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = so101.rollout_expert
 
-    def flaky(sim, seed, max_steps=None):
+    def flaky(sim, seed, max_steps=None, action_noise=0.0):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(sim, seed, max_steps=max_steps)
+        return real(sim, seed, max_steps=max_steps, action_noise=action_noise)
 
     monkeypatch.setattr(so101, "rollout_expert", flaky)
     root = tmp_path / "ds"
@@ -153,3 +155,82 @@ def test_reads_back_with_reader(dataset_root):
     assert item[IMAGE_KEY].shape == (3, IMAGE_SIZE, IMAGE_SIZE)
     assert 0.0 <= float(item[IMAGE_KEY].min()) and float(item[IMAGE_KEY].max()) <= 1.0
     assert item["task"] == TASK
+
+
+def test_replaying_recorded_actions_in_the_eval_env_reproduces_the_episode(dataset_root):
+    """No train/eval mismatch between the default dataset and ``env=so101_pick_place``: resetting the eval env with
+    an episode's recorded seed and stepping it with the recorded actions (as the eval loop would, float32 from
+    the reader) gives the recorded observations, and the episode succeeds on its last frame."""
+    from robolearn.datasets.lerobot_dataset import LeRobotDataset
+    from robolearn.envs.so101_gym import SO101PickPlaceEnv
+
+    seeds = [e["seed"] for e in json.loads((dataset_root / GENERATION_FILE).read_text())["episodes"]]
+    ds = LeRobotDataset("robolearn/so101_pick_place_sim", root=dataset_root)
+    episodes = ds.episode_data_index
+    env = SO101PickPlaceEnv(camera="workspace", image_size=IMAGE_SIZE)
+    try:
+        for ep, seed in enumerate(seeds):
+            items = [ds[i] for i in range(int(episodes["from"][ep]), int(episodes["to"][ep]))]
+            obs, _ = env.reset(seed=seed)
+            terminated = info = None
+            for t, item in enumerate(items):
+                np.testing.assert_allclose(obs["agent_pos"], item["observation.state"].numpy(), atol=1e-6,
+                                           err_msg=f"episode {ep} frame {t}: joint state differs")
+                np.testing.assert_allclose(obs["environment_state"], item["observation.environment_state"].numpy(),
+                                           atol=1e-6, err_msg=f"episode {ep} frame {t}: block/goal differ")
+                # the camera went through AV1 encoding: compare the decoded frame loosely, same orientation
+                image = torch_from_hwc(obs["pixels"]["workspace"])
+                assert np.abs(image - item[IMAGE_KEY].numpy()).mean() < 0.05, f"episode {ep} frame {t}: image differs"
+                obs, reward, terminated, truncated, info = env.step(item["action"].numpy())
+            assert terminated and info["is_success"] and reward == 1.0, f"episode {ep} does not succeed on replay"
+    finally:
+        env.close()
+
+
+def torch_from_hwc(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> float (3, H, W) in [0, 1], the dataset reader's layout."""
+    return image.transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+def test_env_without_camera_observations_still_renders_videos():
+    from robolearn.envs.so101_gym import SO101PickPlaceEnv
+
+    env = SO101PickPlaceEnv(camera="workspace", image_size=IMAGE_SIZE, observe_camera=False)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert set(obs) == {"agent_pos", "environment_state"} and "pixels" not in env.observation_space.spaces
+        assert env.render().shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+    finally:
+        env.close()
+
+
+def test_random_start_pose_is_seeded_and_not_an_episode_step():
+    with SO101PickPlaceSim(camera=None) as sim, SO101PickPlaceSim(camera=None, random_start_steps=0) as home:
+        a, _ = sim.reset(seed=3)
+        b, _ = sim.reset(seed=3)
+        c, _ = sim.reset(seed=4)
+        h, _ = home.reset(seed=3)
+        np.testing.assert_array_equal(a["observation.state"], b["observation.state"])
+        assert not np.allclose(a["observation.state"], c["observation.state"])
+        moved = np.linalg.norm(a["observation.environment_state"][6:9] - h["observation.environment_state"][6:9])
+        assert 0.01 < moved < 0.15  # metres from the home pose
+        # block and goal are where the seed put them (the block settles by a fraction of a millimetre meanwhile)
+        np.testing.assert_allclose(a["observation.environment_state"][:6], h["observation.environment_state"][:6], atol=5e-4)
+        # the start moves do not use up the episode's time limit
+        sim.reset(seed=3)
+        for _ in range(3):
+            _, _, terminated, truncated, _ = sim.step(np.zeros(4, np.float32))
+        assert not (terminated or truncated)
+
+
+def test_dart_noise_records_the_clean_expert_action():
+    with SO101PickPlaceSim(camera=None) as sim:
+        clean, ok_clean = rollout_expert(sim, seed=2)
+        noisy, ok_noisy = rollout_expert(sim, seed=2, action_noise=0.3)
+    assert ok_clean and ok_noisy
+    # same start, different paths: the executed actions were perturbed ...
+    np.testing.assert_array_equal(clean[0]["observation.state"], noisy[0]["observation.state"])
+    assert len(clean) != len(noisy) or not np.allclose(clean[5]["observation.state"], noisy[5]["observation.state"])
+    # ... while every recorded action is the expert's own command (clipped deltas, binary jaw target)
+    actions = np.stack([f["action"] for f in noisy])
+    assert np.all(np.abs(actions[:, :3]) <= 1.0) and set(np.unique(actions[:, 3])) <= {0.0, 1.0}

@@ -9,9 +9,9 @@ measurements) is skipped and the next attempt seed is tried, so every episode en
 Columns (per frame t, lerobot convention):
 
 - ``observation.state`` (6,): 5 arm joint angles in radians + jaw opening normalized to [0, 1].
-- ``observation.environment_state`` (6,): block centre and goal centre in metres (privileged; exclude it
-  with ``dataset.exclude_features=[observation.environment_state]`` for a pixels+joints policy; the goal is
-  drawn in the image as a green disc).
+- ``observation.environment_state`` (9,): block centre, goal centre and grasp point in metres (block and goal
+  are privileged; exclude the key with ``dataset.exclude_features=[observation.environment_state]`` for a
+  pixels + joints policy; the goal is drawn in the image as a green disc).
 - ``observation.images.<camera>`` video (H, W, 3).
 - ``action`` (4,): the expert's native command ``[dx, dy, dz, grasp]``: ``dx..dz`` in [-1, 1] x 0.025 m per
   step (grasp-point displacement target), ``grasp`` absolute in [0, 1] (0 closed, 1 open). Feed it straight
@@ -134,6 +134,7 @@ def generate_so101_pick_place(
     only_successful: bool = True,
     max_attempts: int | None = None,
     include_env_state: bool = True,
+    action_noise: float = 0.0,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -156,7 +157,9 @@ def generate_so101_pick_place(
         only_successful: record only episodes in which the expert succeeded. With False every attempt is
             recorded and ``next.success`` tells which succeeded.
         max_attempts: give up after this many rollouts (default ``2 * num_episodes + 10``).
-        include_env_state: record ``observation.environment_state`` (block and goal positions).
+        include_env_state: record ``observation.environment_state`` (block, goal and grasp point positions).
+        action_noise: DART noise (standard deviation, action units) added to the executed ``[dx, dy, dz]`` while
+            the clean expert action is recorded (see :func:`robolearn.envs.so101.rollout_expert`); 0: none.
         overwrite: regenerate even if ``root`` holds a dataset (the old one is replaced only on success).
         progress: show a progress bar over episodes.
 
@@ -186,6 +189,7 @@ def generate_so101_pick_place(
         "max_steps": max_steps,
         "only_successful": bool(only_successful),
         "include_env_state": bool(include_env_state),
+        "action_noise": float(action_noise),
     }
 
     if (root / "meta" / "info.json").is_file() and not overwrite:
@@ -214,7 +218,8 @@ def generate_so101_pick_place(
             for ep_seed in episode_seeds:
                 if len(recorded) >= num_episodes:
                     break
-                frames, success = rollout_expert(sim, seed=int(ep_seed), max_steps=max_steps)
+                frames, success = rollout_expert(sim, seed=int(ep_seed), max_steps=max_steps,
+                                                 action_noise=action_noise)
                 attempts.append({"seed": int(ep_seed), "success": bool(success), "length": len(frames)})
                 if only_successful and not success:
                     log.warning("Expert failed on episode seed %d; skipping it", ep_seed)

@@ -26,8 +26,10 @@ Observation dict returned by :meth:`SO101PickPlaceSim.reset` / :meth:`SO101PickP
   is the measured jaw opening **normalized to [0, 1]** (0 = closed, 1 = open), the same scale as the
   ``grasp`` action (``lerobot_env_so101.gripper.ctrl_to_normalized`` of the jaw joint angle; it can go
   slightly outside [0, 1] when the jaw is pushed past its command).
-- ``observation.environment_state`` float32 (6,), :data:`ENV_STATE_NAMES`: block centre then goal
-  centre, world frame, metres (privileged simulator state; drop it for a pixels-only policy).
+- ``observation.environment_state`` float32 (9,), :data:`ENV_STATE_NAMES`: block centre, goal centre, then
+  the grasp point between the jaws (the point the position actions move, ``ik_point_pos``), world frame,
+  metres. Block and goal are privileged simulator state (drop the key for a pixels + joints policy); the grasp
+  point is the forward kinematics of the joints, given so that a low-dimensional policy need not learn them.
 - ``observation.images.<camera>`` uint8 (H, W, 3) when a camera is set.
 
 :meth:`SO101PickPlaceSim.expert_action` returns the native action the scripted expert commands, which
@@ -53,17 +55,22 @@ import lerobot_env_so101  # noqa: E402,F401  (registers the gym ids)
 from lerobot_env_so101.gripper import ctrl_to_normalized  # noqa: E402
 from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE, PICK_PLACE_ENV_ID  # noqa: E402
 from lerobot_env_so101.scripted import PickPlaceController  # noqa: E402
+from lerobot_env_so101.scripted.pick_place import _CAREFUL_PHASES, _HOLD_STEPS, CAREFUL_SPEED, Phase  # noqa: E402
+
+_HOLD_PHASES = tuple(_HOLD_STEPS)
 
 ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
 GRIPPER_JOINT = "gripper"
 STATE_NAMES = [f"{name}.pos" for name in (*ARM_JOINTS, GRIPPER_JOINT)]
-ENV_STATE_NAMES = ["block.x", "block.y", "block.z", "goal.x", "goal.y", "goal.z"]
+ENV_STATE_NAMES = ["block.x", "block.y", "block.z", "goal.x", "goal.y", "goal.z", "grasp.x", "grasp.y", "grasp.z"]
 ACTION_NAMES = ["delta_x", "delta_y", "delta_z", "gripper"]
 TASK = "Pick up the cube and place it on the green goal."
 
 # The env's native control rate; the expert is calibrated for DEFAULT_ACTION_SCALE metres per step at it.
 NATIVE_FPS = 10
 MAX_EPISODE_STEPS = 300
+# Random moves of the arm at reset (SO101PickPlaceSim.random_start_steps), up to ~12 cm from the home pose.
+RANDOM_START_STEPS = 5
 
 GOAL_MARKER_RADIUS = 0.03
 GOAL_MARKER_RGBA = (0.1, 0.85, 0.25, 1.0)
@@ -109,6 +116,13 @@ class SO101PickPlaceSim:
         fast_render: turn off shadows and multisampling on the model (about 8x faster software rendering).
         show_goal: draw the goal as a green disc in the image.
         max_episode_steps: time limit (truncation) in steps.
+        observe_camera: put the camera image in every observation. False keeps the camera for :meth:`render`
+            (videos) but renders nothing per step, which is about 10x faster for policies that read no camera
+            (software rendering of the arm's meshes costs ~40 ms a frame on a 2-core CPU, physics ~4 ms).
+        random_start_steps: at reset, move the open gripper this many steps in random directions (uniform
+            ``[dx, dy, dz]`` in [-1, 1] x [-1, 1] x [-0.5, 0.5], drawn from ``seed``) before the first observation,
+            so episodes start from varied arm poses instead of one home pose (a learned policy then sees the
+            approach from many offsets, not only from one point). 0: start at the env's home pose.
 
     The renderer is created on the first rendered observation; call :meth:`close` (or use ``with``) to
     release the GL context deterministically.
@@ -122,6 +136,8 @@ class SO101PickPlaceSim:
         fast_render: bool = True,
         show_goal: bool = True,
         max_episode_steps: int = MAX_EPISODE_STEPS,
+        observe_camera: bool = True,
+        random_start_steps: int = RANDOM_START_STEPS,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
@@ -134,6 +150,8 @@ class SO101PickPlaceSim:
         self.fps = int(fps)
         self.action_scale = DEFAULT_ACTION_SCALE * NATIVE_FPS / self.fps
         self.show_goal = show_goal
+        self.observe_camera = bool(observe_camera)
+        self.random_start_steps = int(random_start_steps)
 
         self.env = gym.make(
             PICK_PLACE_ENV_ID,
@@ -160,7 +178,10 @@ class SO101PickPlaceSim:
     # ------------------------------------------------------------------ description
     @property
     def image_key(self) -> str | None:
-        return None if self._camera is None else f"observation.images.{self.camera_name}"
+        """``observation.images.<camera>`` when observations carry the camera image, else None."""
+        if self._camera is None or not self.observe_camera:
+            return None
+        return f"observation.images.{self.camera_name}"
 
     def features(self) -> dict[str, dict[str, Any]]:
         """lerobot feature schema of the observation and action keys (for a dataset's ``info.json``)."""
@@ -183,8 +204,15 @@ class SO101PickPlaceSim:
 
     # ------------------------------------------------------------------ gym-like API
     def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Reset the env (block and goal resampled from ``seed``) and the expert."""
+        """Reset the env (block and goal resampled from ``seed``), move the arm to a random start pose (see
+        ``random_start_steps``) and reset the expert."""
         _, info = self.env.reset(seed=seed)
+        rng = np.random.default_rng(None if seed is None else [int(seed), 1])
+        for _ in range(self.random_start_steps):
+            move = rng.uniform(-1.0, 1.0, 3) * np.asarray([1.0, 1.0, 0.5])
+            self.unwrapped.apply_action(np.asarray([*move, 1.0], dtype=np.float32))  # not counted as episode steps
+        if self.random_start_steps:
+            info = {**info, "start_grasp_pos": self.grasp_pos}
         self.expert.reset()
         return self.observation(), info
 
@@ -196,8 +224,7 @@ class SO101PickPlaceSim:
 
     def expert_action(self) -> np.ndarray:
         """The scripted expert's next action for the current state (advances the expert: once per step)."""
-        u = self.unwrapped
-        return self.expert.act(u.ik_point_pos, self.block_pos, u.goal_pos).astype(np.float32)
+        return self.expert.act(self.grasp_pos, self.block_pos, self.goal_pos).astype(np.float32)
 
     # ------------------------------------------------------------------ observations
     @property
@@ -208,6 +235,11 @@ class SO101PickPlaceSim:
     def goal_pos(self) -> np.ndarray:
         return self.unwrapped.goal_pos
 
+    @property
+    def grasp_pos(self) -> np.ndarray:
+        """The grasp point between the jaws (what ``[dx, dy, dz]`` moves), world frame, metres (3,)."""
+        return np.asarray(self.unwrapped.ik_point_pos, dtype=np.float64).copy()
+
     def joint_state(self) -> np.ndarray:
         """Arm joint angles (rad) then the normalized jaw opening (0 closed, 1 open), float32 (6,)."""
         qpos = self.unwrapped.data.qpos
@@ -217,7 +249,8 @@ class SO101PickPlaceSim:
     def observation(self) -> dict[str, np.ndarray]:
         obs = {
             "observation.state": self.joint_state(),
-            "observation.environment_state": np.concatenate([self.block_pos, self.goal_pos]).astype(np.float32),
+            "observation.environment_state": np.concatenate(
+                [self.block_pos, self.goal_pos, self.grasp_pos]).astype(np.float32),
         }
         if self.image_key is not None:
             obs[self.image_key] = self.render()
@@ -263,19 +296,31 @@ class SO101PickPlaceSim:
         self.close()
 
 
-def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = None) -> tuple[list[Mapping], bool]:
+def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = None,
+                   action_noise: float = 0.0) -> tuple[list[Mapping], bool]:
     """Run the expert for one episode; returns per-step frames (obs_t, action_t, next.*) and success.
 
     Each frame holds the observation *before* the step, the action taken from it, and ``next.reward``,
     ``next.success``, ``next.done`` of the transition (lerobot's convention). The episode ends at the
     env's termination (success, or the block leaving the workspace), its time limit, or ``max_steps``.
+
+    ``action_noise > 0`` injects noise as DART does (Laskey et al. 2017, "DART: Noise Injection for Robust
+    Imitation Learning"): the env executes the expert's ``[dx, dy, dz]`` plus Gaussian noise, clipped to
+    [-1, 1], while the frame records the expert's clean action. The demonstrations then show the expert
+    correcting the errors a learned policy makes, instead of only its ideal path. The standard deviation
+    (action units, 1 = :attr:`SO101PickPlaceSim.action_scale` metres) is ``action_noise`` times the expert's
+    own speed limit in its current phase (:func:`phase_noise_scale`: 1 in free space, 0.4 next to the block,
+    0 while the jaws close or open). The noise is drawn from ``numpy.random.default_rng(seed)``, so an
+    episode is reproducible from its seed.
     """
     obs, _ = sim.reset(seed=seed)
     frames: list[Mapping] = []
     success = False
+    rng = np.random.default_rng(seed)
     while True:
         action = sim.expert_action()
-        next_obs, reward, terminated, truncated, info = sim.step(action)
+        executed = _with_noise(action, action_noise * phase_noise_scale(sim.expert.phase), rng)
+        next_obs, reward, terminated, truncated, info = sim.step(executed)
         success = info["success"]
         stop = terminated or truncated or (max_steps is not None and len(frames) + 1 >= max_steps)
         frames.append(
@@ -290,3 +335,21 @@ def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = No
         obs = next_obs
         if stop:
             return frames, success
+
+
+def phase_noise_scale(phase: Phase) -> float:
+    """Relative DART noise in a phase of ``PickPlaceController``: its speed limit there (1.0 in free space,
+    ``CAREFUL_SPEED`` = 0.4 while descending to, lifting or lowering the block), 0.0 in the hold phases (jaws
+    closing or opening) and once done."""
+    if phase in _HOLD_PHASES or phase is Phase.DONE:
+        return 0.0
+    return CAREFUL_SPEED if phase in _CAREFUL_PHASES else 1.0
+
+
+def _with_noise(action: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.normal(0.0, 1.0, 3)  # drawn every step, so the stream does not depend on the phases
+    if std <= 0:
+        return action
+    noisy = action.copy()
+    noisy[:3] = np.clip(noisy[:3] + std * noise, -1.0, 1.0)
+    return noisy.astype(np.float32)

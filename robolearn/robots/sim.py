@@ -175,7 +175,7 @@ class SO101SimRobot(SimRobot):
     """SO-101 pick-and-place in MuJoCo (:class:`robolearn.envs.so101.SO101PickPlaceSim`).
 
     Observation: 6 joints (``<joint>.pos``: arm in radians, gripper opening in [0, 1]), block and goal centres
-    (``block.x`` ... ``goal.z``, metres), camera ``<camera>`` uint8 (H, W, 3). Action: native
+    and the grasp point (``block.x`` ... ``grasp.z``, metres), camera ``<camera>`` uint8 (H, W, 3). Action: native
     ``[delta_x, delta_y, delta_z, gripper]`` (deltas in [-1, 1] × 0.025 m × 10/fps per step, gripper absolute in
     [0, 1], 0 closed). The defaults match ``robolearn.datasets.sim_so101`` (``workspace`` camera, 96×96, 10 fps).
 
