@@ -89,6 +89,20 @@ def train(cfg: DictConfig):
     return trainer, policy, datamodule
 
 
+def log_eval_command(cfg: DictConfig) -> str | None:
+    """Log (and return) the ``eval.py`` command that evaluates this run's exported model in its simulator
+    (``env=<choice>``, 50 episodes), or None without an export or a simulated env."""
+    from hydra.core.hydra_config import HydraConfig
+
+    export = Path(cfg.paths.output_dir) / "checkpoints" / "pretrained_model"
+    env = HydraConfig.get().runtime.choices.get("env") if HydraConfig.initialized() else None
+    if not export.is_dir() or not env or env == "none":
+        return None
+    command = f"python eval.py policy.path={export} env={env} eval.n_episodes=50"
+    log.info("Evaluate the exported policy in simulation:\n  %s", command)
+    return command
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     if cfg.get("role", "learner") != "learner":  # actor–learner experiments (HIL-SERL): actor / both processes
@@ -96,6 +110,7 @@ def main(cfg: DictConfig) -> float | None:
 
         return run_role(cfg, train, script=__file__)
     trainer, _, _ = train(cfg)
+    log_eval_command(cfg)
     loss = trainer.callback_metrics.get("train/loss")
     return float(loss) if loss is not None else None
 
