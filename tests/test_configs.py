@@ -84,11 +84,11 @@ def test_slurm_launchers_compose(launcher):
 
 def test_policy_swap_changes_only_policy():
     a = _resolve(_compose(["trainer=smoke"]))
-    b = _resolve(_compose(["policy=diffusion", "trainer=smoke"]))
+    b = _resolve(_compose(["policy=act", "trainer=smoke"]))
     assert a["policy"]["_target_"] != b["policy"]["_target_"]
     for key in a:
         if key not in ("policy", "hydra"):
-            assert a[key] == b[key], f"policy=diffusion changed '{key}'"
+            assert a[key] == b[key], f"policy=act changed '{key}'"
 
 
 def test_constructor_defaults_are_overridable_and_typos_fail():

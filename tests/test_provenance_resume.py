@@ -56,7 +56,7 @@ def test_resume_after_sigkill_mid_epoch(tmp_path, shared_datasets):
     root = shared_datasets / "lerobot_written_pusht_random"
     out = tmp_path / "run"
     common = [
-        "dataset=local", f"dataset.root={root}", "dataset.num_workers=0", "dataset.batch_size=4",
+        "experiment=none", "dataset=local", f"dataset.root={root}", "dataset.num_workers=0", "dataset.batch_size=4",
         "dataset.val_fraction=0", "policy=act", *TINY["act"], "trainer=smoke", "trainer.max_steps=100000",
         "trainer.limit_val_batches=0", "callbacks.model_checkpoint.every_n_train_steps=3",
         "callbacks.progress_bar=null", f"paths.output_dir={out}", f"hydra.run.dir={out}", "logger=none",

@@ -43,7 +43,7 @@ def _cfg(tmp_path: Path, dataset_root: Path, policy: str, extra: list[str] = ())
         f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}", *extra,
     ]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides=["experiment=none", "experiment=none", *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     return cfg
 
@@ -106,7 +106,7 @@ def test_ckpt_last_missing_is_clear(tmp_path):
 def test_multirun_sweep_with_submitit_local(tmp_path, shared_datasets):
     root = shared_datasets / "lerobot_written_pusht_random"
     cmd = [
-        sys.executable, "train.py", "-m", "sweeps=seeds2", "hydra/launcher=local", "trainer=smoke",
+        sys.executable, "train.py", "-m", "experiment=none", "sweeps=seeds2", "hydra/launcher=local", "trainer=smoke",
         "dataset=local", f"dataset.root={root}", "dataset.num_workers=0", "dataset.batch_size=4",
         *TINY["act"], f"paths.log_dir={tmp_path}", "callbacks.progress_bar=null",
     ]

@@ -71,6 +71,47 @@ def dataset_provenance(meta: Any, revision: str | None = None) -> dict[str, Any]
     }
 
 
+def dataset_fingerprint(root: str | os.PathLike) -> str | None:
+    """SHA-256 over the content of a dataset folder: every file under ``data/``, ``videos/`` and ``meta/`` (its
+    relative path and the SHA-256 of its bytes, in sorted path order). Two recordings with the same counts but
+    other frames differ; None when ``root`` has no ``meta/info.json``."""
+    root = Path(root)
+    if not (root / "meta" / "info.json").is_file():
+        return None
+    h = hashlib.sha256()
+    for sub in ("data", "meta", "videos"):
+        for path in sorted(p for p in (root / sub).rglob("*") if p.is_file()):
+            h.update(f"{path.relative_to(root).as_posix()}\0{file_sha256(path)}\n".encode())
+    return h.hexdigest()
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model and logical cores (``/proc/cpuinfo`` on Linux), memory in GiB, and CUDA devices (names) when
+    torch sees any."""
+    cpu = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    gpus: list[str] = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "memory_gib": mem, "gpus": gpus}
+
+
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
     for name in _PACKAGES:

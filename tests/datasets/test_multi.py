@@ -101,7 +101,7 @@ def test_conf_dataset_multi_instantiates(shared_datasets, tmp_path):
     GlobalHydra.instance().clear()
     register_schemas()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["dataset=multi", f"paths.shared_dir={shared_datasets.parent}",
+        cfg = compose("train", overrides=["experiment=none", "dataset=multi", f"paths.shared_dir={shared_datasets.parent}",
                                           f"paths.root_dir={tmp_path}", "dataset.num_workers=0"])
     dm = instantiate(cfg.dataset)
     assert isinstance(dm, MultiLeRobotDataModule) and dm.features["action"].shape == (6,)

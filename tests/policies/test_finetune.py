@@ -84,7 +84,8 @@ def _compose(config: str, overrides: list[str]):
     GlobalHydra.instance().clear()
     register_schemas()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config, overrides=overrides, return_hydra_config=True)
+        extra = ["experiment=none"] if config == "train" else []  # not the main job's env and rollouts
+        cfg = compose(config, overrides=[*extra, *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     return cfg
 

@@ -479,7 +479,7 @@ def test_train_py_policy_pi0_smoke(tmp_path, shared_datasets, tokenizer_dir):
         "trainer=smoke", f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}",
     ]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides=["experiment=none", "experiment=none", *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     trainer, policy, _ = train_script.train(cfg)
     assert trainer.global_step == 3 and isinstance(policy, Pi0Policy)

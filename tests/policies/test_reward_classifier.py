@@ -63,7 +63,7 @@ def _cfg(tmp_path: Path, root: Path, extra: list[str]):
                  "trainer=smoke", "callbacks.progress_bar=null", f"paths.root_dir={tmp_path}",
                  f"paths.output_dir={tmp_path / 'run'}", *TINY, *extra]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides=["experiment=none", "experiment=none", *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     return cfg
 

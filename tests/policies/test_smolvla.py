@@ -334,7 +334,7 @@ def test_train_py_smoke(vlm_dir, tmp_path, shared_datasets):
                  *TRAIN_TINY, "policy.peft.r=4", "trainer=smoke", "logger=none", f"paths.root_dir={tmp_path}",
                  f"paths.output_dir={tmp_path / 'run'}"]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides=["experiment=none", "experiment=none", *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     trainer, policy, _ = train_script.train(cfg)
     assert trainer.global_step == 3

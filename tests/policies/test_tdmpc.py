@@ -385,7 +385,7 @@ def _compose(tmp_path, root, extra):
                  "dataset.val_fraction=0.2", "policy=tdmpc", *TRAIN_TINY, "trainer=smoke",
                  f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}", *extra]
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides=["experiment=none", "experiment=none", *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     return cfg
 

@@ -141,7 +141,7 @@ def test_train_py_vqbet_phases(tmp_path, shared_datasets):
         f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}",
     ]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides=["experiment=none", "experiment=none", *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     trainer, module, dm = train_script.train(cfg)
     assert trainer.global_step == 5 and module.discretized

@@ -68,7 +68,7 @@ def test_record_sim_so101_then_train(tmp_path):
                  "dataset.val_fraction=0.5", "policy=act", *TINY_ACT, "trainer=smoke", "trainer.max_steps=2",
                  f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}"]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose("train", overrides=["experiment=none", "experiment=none", *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     trainer, _, _ = train_script.train(cfg)
     assert trainer.global_step == 2

@@ -103,7 +103,7 @@ def test_record_train_classifier_then_learner_and_actor(tmp_path):
     assert 0 < labels.sum() < len(ds)
 
     # 2. the reward classifier on those frames
-    _run(["train.py", "policy=reward_classifier", "dataset=local", f"dataset.root={demos}", "dataset.num_workers=0",
+    _run(["train.py", "experiment=none", "policy=reward_classifier", "dataset=local", f"dataset.root={demos}", "dataset.num_workers=0",
           "dataset.batch_size=16", "trainer=cpu", "trainer.max_steps=40", "trainer.val_check_interval=40",
           "callbacks.progress_bar=null", f"paths.log_dir={tmp_path}", f"hydra.run.dir={cls_dir}"], 600)
     export = cls_dir / "checkpoints" / "pretrained_model"

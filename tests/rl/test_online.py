@@ -32,7 +32,7 @@ TINY = ["policy.latent_dim=16", "policy.state_encoder_hidden_dim=16",
 def _cfg(tmp_path: Path, extra: list[str]):
     GlobalHydra.instance().clear()
     register_schemas()
-    overrides = ["policy=sac", "dataset=planar_reach_online", "trainer=smoke", "trainer.gradient_clip_val=null",
+    overrides = ["experiment=none", "policy=sac", "dataset=planar_reach_online", "trainer=smoke", "trainer.gradient_clip_val=null",
                  f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}", *extra]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
