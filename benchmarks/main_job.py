@@ -77,7 +77,9 @@ def eval_speed(policy_dir: Path, episodes: int, batch_size: int) -> dict:
     from robolearn.eval.rollout import rollout_batch
     from robolearn.policies import load_policy
     from robolearn.policies.scripted import ScriptedPolicy
+    from robolearn.utils.schema import register_schemas
 
+    register_schemas()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         spec = instantiate(compose("eval", overrides=[f"env={ENV_NAME}"]).env)
     policies = {"scripted_expert": ScriptedPolicy(), "trained_policy": prepare_policy(load_policy(policy_dir), "cpu")}
