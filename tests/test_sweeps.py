@@ -27,7 +27,7 @@ def test_ablation_arm_composes(ablation):
 def test_optuna_search_runs(tmp_path, shared_datasets):
     root = shared_datasets / "lerobot_written_pusht_random"
     cmd = [
-        sys.executable, "train.py", "-m", "hydra/sweeper=optuna_lr_batch", "hydra.sweeper.n_trials=2",
+        sys.executable, "train.py", "-m", "experiment=none", "hydra/sweeper=optuna_lr_batch", "hydra.sweeper.n_trials=2",
         "trainer=smoke", "trainer.max_steps=2",
         "dataset=local", f"dataset.root={root}", "dataset.num_workers=0",
         *(o for o in TINY["act"] if not o.startswith("policy.optimizer.lr")),  # lr is searched

@@ -75,7 +75,8 @@ def test_act_parity(lerobot_dir):
     for k in ("observation.image", "observation.state", "action"):
         torch.testing.assert_close(norm[k], inp[f"normalized.{k}"], rtol=0, atol=0)
     with torch.no_grad():
-        torch.testing.assert_close(p.model.backbone(nb["observation.image"]), out["backbone_feature_map"], rtol=0, atol=0)
+        # the same weights and input; oneDNN picks other convolution kernels on other CPUs (seen: 4e-5 apart)
+        _close(p.model.backbone(nb["observation.image"]), out["backbone_feature_map"], atol=1e-4, rtol=1e-3)
         _close(p._predict_chunk(nb), out["predict_action_chunk"])
         _close(p.compute_loss(nb)[0], out["eval_forward.loss"])
     _close(p.predict_action_chunk(raw), out["predict_action_chunk_unnormalized"], atol=1e-3)
