@@ -165,9 +165,9 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
 
     path = resolve_pretrained_path(path, revision=revision)
     if pretrained_format(path) == "lerobot":
-        from robolearn.policies import lerobot_compat
+        from robolearn.policies.lerobot_compat import load_lerobot_policy
 
-        return lerobot_compat.load_lerobot_policy(path, map_location=map_location)
+        return load_lerobot_policy(path, map_location=map_location)
     cls, kwargs, features = read_robolearn_config(path)
     for key in _TRAINING_ONLY:
         kwargs.pop(key, None)
@@ -185,9 +185,9 @@ def pretrained_format(path: Path) -> str:
     """
     if (path / CONFIG_NAME).is_file():
         return "robolearn"
-    from robolearn.policies import lerobot_compat
+    from robolearn.policies.lerobot_compat import is_lerobot_folder
 
-    if lerobot_compat.is_lerobot_folder(path):
+    if is_lerobot_folder(path):
         return "lerobot"
     raise FileNotFoundError(
         f"{path} has neither {CONFIG_NAME} (robolearn) nor a lerobot config.json with a 'type'; "
@@ -197,29 +197,36 @@ def pretrained_format(path: Path) -> str:
 def read_robolearn_config(path: Path) -> tuple[type[PolicyModule], dict[str, Any], dict[str, Any]]:
     """``(policy class, constructor kwargs, features)`` from the ``config.yaml`` of a :func:`save_pretrained` folder.
 
-    The kwargs are the ``policy`` node without ``_target_``, ``_partial_``, ``features`` and ``stats``; training
-    settings (``optimizer``/``lr_scheduler`` Hydra nodes, when the run config had them) are kept, and
-    ``pretrained_backbone_weights`` is set to None (the weights are in ``model.safetensors``).
+    The config is untrusted data (:mod:`robolearn.policies.checkpoint_config`): it is never resolved, its
+    ``policy._target_`` must be one of robolearn's policy classes, and the only Hydra nodes kept among the kwargs are
+    optimizers and schedulers. The kwargs are the ``policy`` node without ``_target_``, ``_partial_``, ``features``
+    and ``stats``; training settings (``optimizer``/``lr_scheduler`` nodes, when the run config had them) are kept,
+    and ``pretrained_backbone_weights`` is set to None (the weights are in ``model.safetensors``).
 
     Raises:
         FileNotFoundError: ``model.safetensors`` missing beside the config.
         KeyError: the config has no ``policy._target_`` or no ``policy.features``.
+        UntrustedConfigError: (a ``ValueError``) an interpolation, a class outside ``robolearn.policies`` or a node
+            that builds anything but an optimizer/scheduler; the message names the file and the key.
     """
-    from hydra.utils import get_class
-    from omegaconf import OmegaConf
+    from robolearn.policies.checkpoint_config import check_nodes, load_untrusted_config, policy_class
 
     if not (path / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"{path / WEIGHTS_NAME} not found (expected a folder written by save_pretrained)")
-    config = OmegaConf.to_container(OmegaConf.load(path / CONFIG_NAME), resolve=True)
-    node = dict(config.get("policy") or {})
+    source = str(path / CONFIG_NAME)
+    config = load_untrusted_config(path / CONFIG_NAME)
+    node = config.get("policy")
+    node = dict(node) if isinstance(node, dict) else {}
     if "_target_" not in node:
-        raise KeyError(f"{path / CONFIG_NAME} has no policy._target_")
+        raise KeyError(f"{source} has no policy._target_")
     if "features" not in node:
-        raise KeyError(f"{path / CONFIG_NAME} has no policy.features")
-    cls = get_class(node.pop("_target_"))
+        raise KeyError(f"{source} has no policy.features")
+    cls = policy_class(node.pop("_target_"), source)
     node.pop("_partial_", None)
     node.pop("stats", None)
+    features = node.pop("features")
+    for key, value in node.items():
+        check_nodes(value, source, f"policy.{key}")
     if "pretrained_backbone_weights" in node:
         node["pretrained_backbone_weights"] = None
-    features = node.pop("features")
     return cls, node, features
