@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from robolearn.robots.robot import Robot, RobotError
+from robolearn.robots.robot import Robot, RobotError, require_finite_action
 
 
 class RandomRobot(Robot):
@@ -60,8 +60,9 @@ class RandomRobot(Robot):
         return obs
 
     def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
-        """Return ``action`` as sent. Raises :class:`RobotError` naming any missing action key."""
+        """Return ``action`` as sent. Raises :class:`RobotError` naming any missing action key or non-finite value."""
         missing = [k for k in self.action_names if k not in action]
         if missing:
             raise RobotError(f"{self.name} robot: missing action keys {missing}; expected {list(self.action_names)}")
+        require_finite_action(self.name, action, self.action_names)
         return dict(action)

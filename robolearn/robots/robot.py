@@ -15,11 +15,39 @@ LeRobotDataset features (``observation.state``, ``observation.images.<cam>``, ``
 from __future__ import annotations
 
 import abc
-from typing import Any
+import math
+from typing import Any, Iterable, Mapping
 
 
 class RobotError(RuntimeError):
-    """A robot could not do what was asked (not connected, bad action key, hardware fault)."""
+    """A robot could not do what was asked (not connected, bad action key, non-finite command, hardware fault)."""
+
+
+def require_finite_action(robot_name: str, action: Mapping[str, Any], keys: Iterable[str]) -> dict[str, float]:
+    """``{key: float(action[key])}`` for ``keys``, refusing the whole command if any value is NaN or infinite.
+
+    Called by every ``send_action`` before clamping or writing anything, so a non-finite command never reaches a
+    motor: the robot keeps its last goal (holds still) and the caller gets the error. Clamping cannot do this
+    job: ``min(hi, max(lo, nan))`` is ``lo``, a full-limit step.
+
+    Raises:
+        RobotError: naming the non-finite keys and their values (and any value that is not a number).
+    """
+    values: dict[str, float] = {}
+    bad: list[str] = []
+    for key in keys:
+        try:
+            value = float(action[key])
+        except (TypeError, ValueError):
+            bad.append(f"{key}={str(action[key])[:40]!r} (not a number)")
+            continue
+        if not math.isfinite(value):
+            bad.append(f"{key}={value}")
+        values[key] = value
+    if bad:
+        raise RobotError(f"{robot_name}: refused a non-finite command, nothing was sent (the robot holds its last "
+                         f"goal): {', '.join(bad)}")
+    return values
 
 
 class Robot(abc.ABC):
@@ -61,8 +89,10 @@ class Robot(abc.ABC):
     def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
         """Command the robot. Returns the action actually sent (after clamping such as ``max_relative_target``).
 
+        Implementations call :func:`require_finite_action` before clamping or sending anything.
+
         Raises:
-            RobotError: when a key of ``action_features`` is missing.
+            RobotError: when a key of ``action_features`` is missing, or a value is NaN/infinite (nothing is sent).
         """
 
     @abc.abstractmethod

@@ -5,7 +5,7 @@ A :class:`SimRobot` reports flat dictionaries like a real arm (``{"shoulder_pan.
 uint8 (H, W, 3)}``) and additionally knows the dataset layout it records (:meth:`SimRobot.dataset_features`):
 ``observation.state``, ``observation.environment_state`` (privileged simulator state), one
 ``observation.images.<camera>`` per camera, ``action`` and the transition's ``next.reward`` / ``next.success`` /
-``next.done``. For SO-101 these are exactly the features of :mod:`robolearn.datasets.sim_so101`, so recorded and
+``next.done``. For SO-101 these are exactly the features of :mod:`robolearn.demos.so101_pick_place`, so recorded and
 generated datasets are interchangeable.
 
 Robots:
@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from robolearn.robots.features import hw_to_dataset_features
-from robolearn.robots.robot import Robot, RobotError
+from robolearn.robots.robot import Robot, RobotError, require_finite_action
 
 OBS_ENV_STATE = "observation.environment_state"
 TRANSITION_FEATURES = {
@@ -123,7 +123,8 @@ class SimRobot(Robot, abc.ABC):
         """Step the simulator with ``action`` (``{name: float}`` for every name in ``action_names``).
 
         Raises:
-            RobotError: not connected, or action keys missing (lists the missing and the expected keys).
+            RobotError: not connected, action keys missing (lists the missing and the expected keys), or a
+                NaN/infinite value (named; the simulator is not stepped).
         """
         self._require()
         missing = [k for k in self.action_names if k not in action]
@@ -132,7 +133,8 @@ class SimRobot(Robot, abc.ABC):
                              f"got {sorted(action)}")
         if self._obs is None:
             self.reset()
-        vec = np.asarray([float(action[k]) for k in self.action_names], dtype=np.float32)
+        finite = require_finite_action(self.name, action, self.action_names)
+        vec = np.asarray([finite[k] for k in self.action_names], dtype=np.float32)
         obs, reward, terminated, truncated, info = self._step(vec)
         self._obs = self._flatten(obs)
         success = bool(info.get("success", info.get("is_success", False)))
@@ -177,7 +179,7 @@ class SO101SimRobot(SimRobot):
     Observation: 6 joints (``<joint>.pos``: arm in radians, gripper opening in [0, 1]), block and goal centres
     and the grasp point (``block.x`` ... ``grasp.z``, metres), camera ``<camera>`` uint8 (H, W, 3). Action: native
     ``[delta_x, delta_y, delta_z, gripper]`` (deltas in [-1, 1] × 0.025 m × 10/fps per step, gripper absolute in
-    [0, 1], 0 closed). The defaults match ``robolearn.datasets.sim_so101`` (``workspace`` camera, 96×96, 10 fps).
+    [0, 1], 0 closed). The defaults match ``robolearn.demos.so101_pick_place`` (``workspace`` camera, 96×96, 10 fps).
 
     Args:
         fps: control rate, Hz (one ``send_action`` = ``1/fps`` s of simulated time).

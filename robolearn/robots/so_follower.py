@@ -15,11 +15,15 @@ from typing import Any, Callable, Mapping
 
 from robolearn.robots.cameras.camera import Camera, make_cameras
 from robolearn.robots.motors.so_arm import SO_MOTOR_NAMES, SOArmBus
-from robolearn.robots.robot import Robot, RobotError
+from robolearn.robots.robot import Robot, RobotError, require_finite_action
 
 log = logging.getLogger(__name__)
 
 FOLLOWER_TYPES = ("so100_follower", "so101_follower")
+
+
+# Largest step of a goal away from the present position per send_action (degrees, or % of the gripper's range).
+DEFAULT_MAX_RELATIVE_TARGET = 10.0
 
 
 class SOFollower(Robot):
@@ -33,6 +37,7 @@ class SOFollower(Robot):
             :func:`robolearn.robots.cameras.make_camera`).
         max_relative_target: largest step of a command away from the present position, in the motor's units
             (degrees / −100..100 / 0..100): one number for all motors or ``{motor: number}``; ``None`` = no limit.
+            Default :data:`DEFAULT_MAX_RELATIVE_TARGET` (10 per step), so that a wrong command cannot jump the arm.
         disable_torque_on_disconnect: switch torque off in :meth:`disconnect` (and at interpreter exit).
         use_degrees: body joints in degrees (else −100..100).
         calibration_dir: folder with ``<id>.json`` (default ``$HF_LEROBOT_CALIBRATION/robots/so_follower``).
@@ -47,7 +52,8 @@ class SOFollower(Robot):
     name = "so101_follower"
 
     def __init__(self, port: str, id: str | None = None, robot_type: str = "so101_follower",
-                 cameras: Mapping[str, Any] | None = None, max_relative_target: float | Mapping[str, float] | None = None,
+                 cameras: Mapping[str, Any] | None = None,
+                 max_relative_target: float | Mapping[str, float] | None = DEFAULT_MAX_RELATIVE_TARGET,
                  disable_torque_on_disconnect: bool = True, use_degrees: bool = True,
                  calibration_dir: str | Path | None = None, p_coefficient: int = 16, i_coefficient: int = 0,
                  d_coefficient: int = 32, input_fn: Callable[[str], Any] | None = None, print_fn: Callable[..., Any] | None = None,
@@ -198,7 +204,8 @@ class SOFollower(Robot):
         Returns:
             The goal positions actually sent (after clamping).
         Raises:
-            RobotError: not connected, or missing / unknown keys (both named).
+            RobotError: not connected, missing / unknown keys (both named), or a NaN/infinite value (named; nothing
+                is written and the arm holds its last goal).
         """
         self._require()
         self.arm.require_calibration()
@@ -207,7 +214,8 @@ class SOFollower(Robot):
         unknown = [k for k in action if k not in self.action_features]
         if missing or unknown:
             raise RobotError(f"{self.name} action: missing keys {missing}, unknown keys {unknown}; expected {expected}")
-        goal = {k.removesuffix(".pos"): float(action[k]) for k in expected}
+        finite = require_finite_action(self.name, action, expected)
+        goal = {k.removesuffix(".pos"): finite[k] for k in expected}
         if self.max_relative_target is not None:
             present = self.bus.sync_read("Present_Position")
             for m, g in goal.items():

@@ -77,6 +77,13 @@ def test_send_action_clamped_by_max_relative_target(fake_bus, tmp_path):
             robot.send_action({k: v for k, v in action.items() if k != "gripper.pos"})
         with pytest.raises(RobotError, match=r"unknown keys \['front'\]"):
             robot.send_action(action | {"front": 0.0})
+        # A NaN would clamp to a full-limit step (min(hi, max(lo, nan)) == lo): refused before anything is written,
+        # so every servo keeps its goal (the arm holds still).
+        goals = [fake_bus.servo(i).get("Goal_Position") for i in range(1, 7)]
+        for bad in (float("nan"), float("inf"), "abc"):
+            with pytest.raises(RobotError, match=r"refused a non-finite command.*elbow_flex\.pos"):
+                robot.send_action(action | {"elbow_flex.pos": bad})
+        assert [fake_bus.servo(i).get("Goal_Position") for i in range(1, 7)] == goals
     robot2 = follower(fake_bus, tmp_path, max_relative_target={"shoulder_pan": 5})
     assert robot2.max_relative_target == {"shoulder_pan": 5.0}
     with pytest.raises(ValueError, match="'elbow' is not a motor"):
@@ -109,7 +116,8 @@ def test_leader_drives_follower(tmp_path):
         save_calibration(calibration(offset=0), tmp_path / "l" / "lead.json")
         leader = SOLeader(fleader.port, id="lead", calibration_dir=tmp_path / "l", input_fn=lambda p: "",
                           packet_timeout_ms=PACKET_TIMEOUT_MS)
-        robot = follower(ffollower, tmp_path, input_fn=lambda p: "")
+        # no step limit here: this checks the leader -> follower mapping, not the clamp
+        robot = follower(ffollower, tmp_path, input_fn=lambda p: "", max_relative_target=None)
         for i in range(1, 7):
             fleader.servo(i).actual = 1500 + 200 * i
         with leader, robot:
@@ -166,7 +174,8 @@ def test_hydra_configs(fake_bus, tmp_path):
         cfg.cameras = {"front": {"type": "fake", "width": 4, "height": 3},
                        "wrist": {"_target_": "robolearn.robots.cameras.FakeCamera", "width": 5, "height": 2}}
         robot = instantiate(cfg)
-        assert robot.name == name and robot.use_degrees and robot.max_relative_target is None
+        # every command is clamped by default: 10 degrees (gripper: 10 % of its range) per step from the present
+        assert robot.name == name and robot.use_degrees and robot.max_relative_target == {n: 10.0 for n in NAMES}
         assert robot.observation_features["front"] == (3, 4, 3) and robot.cameras["wrist"].name == "wrist"
         assert robot.arm.calibration_file.parent == tmp_path / "calibration/robots/so_follower"
     for name in ("so100_leader", "so101_leader"):
