@@ -29,6 +29,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import torch
 
 from robolearn.features import FeatureType, PolicyFeature
 from robolearn.inference.action_queue import TimedActionQueue
@@ -223,6 +224,9 @@ class RobotClient:
                 if actions.dim() != 2 or actions.shape[1] != len(self.action_names):
                     raise InferenceServerError(f"server sent actions of shape {tuple(actions.shape)}, expected "
                                                f"(n, {len(self.action_names)})")
+                if not bool(torch.isfinite(actions).all()):
+                    raise InferenceServerError(f"server sent {int((~torch.isfinite(actions)).sum())} non-finite "
+                                               f"action value(s) for timestep {timestep}; none is executed")
                 counts = self.queue.merge_chunk(timesteps, actions.float())
                 self.chunk_size = int(actions.shape[0])
                 self.round_trips.append(RoundTrip(timestep, queue_size, rtt, float(reply["inference_s"]),

@@ -43,6 +43,16 @@ def bind_address(host: str, port: int) -> str:
     return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
 
 
+# Longest error detail logged or returned to a peer: a message that quotes its input must not copy a whole request.
+MAX_DETAIL_CHARS = 1000
+
+
+def bounded(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, with the number of characters left out appended."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def _identity(b: bytes) -> bytes:
     return b
 
@@ -154,14 +164,15 @@ class RpcService:
                 reply = fn(decode(request, expected_type=request_type, max_bytes=self.max_message_bytes))
                 return encode(reply, max_bytes=self.max_message_bytes)
             except (CodecError, KeyError, ValueError, TypeError) as e:
-                detail = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+                detail = bounded(e.args[0] if isinstance(e, KeyError) and e.args else str(e))
                 self.rejected += 1
                 self.last_error = f"{name}: {detail}"
                 log.warning("%s rejected a %s request: %s", self.label, name, detail)
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: {detail}")
             except Exception as e:  # keep serving whatever one call raises
-                log.exception("%s: %s failed", self.label, name)
-                context.abort(grpc.StatusCode.INTERNAL, f"{name}: {type(e).__name__}: {e}")
+                log.error("%s: %s failed: %s", self.label, name, bounded(f"{type(e).__name__}: {e}"),
+                          exc_info=MAX_DETAIL_CHARS >= len(str(e)))
+                context.abort(grpc.StatusCode.INTERNAL, bounded(f"{name}: {type(e).__name__}: {e}"))
 
         return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=_identity,
                                                    response_serializer=_identity)

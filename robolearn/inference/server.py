@@ -109,6 +109,10 @@ class PolicyServer(RpcService):
         if task is not None and not isinstance(task, str):
             raise ValueError(f"'task' must be a string or null, got {type(task).__name__}")
         batch = wire_to_policy(observation, self.policy.input_features)
+        for key, value in batch.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                bad = int((~torch.isfinite(value)).sum())
+                raise ValueError(f"observation {key!r} has {bad} non-finite value(s) (NaN/inf); refused")
         with self._lock:
             start = time.perf_counter()
             batch = {k: v.to(self.device) for k, v in batch.items()}
@@ -121,6 +125,10 @@ class PolicyServer(RpcService):
             chunk = chunk.float().cpu()
             elapsed = time.perf_counter() - start
             self.n_predictions += 1
+        if not bool(torch.isfinite(chunk).all()):
+            # never sent: the client would execute it on a robot
+            raise ValueError(f"the policy produced {int((~torch.isfinite(chunk)).sum())} non-finite action value(s) "
+                             f"for timestep {timestep}; nothing sent")
         return {
             "type": "actions",
             "timestep": timestep,

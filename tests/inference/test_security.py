@@ -4,12 +4,12 @@ import grpc
 import pytest
 import torch
 
-from robolearn.inference.client import AuthenticationError, RobotClient
+from robolearn.inference.client import AuthenticationError, InferenceServerError, RobotClient
 from robolearn.inference.codec import decode, encode
 from robolearn.inference.server import AUTH_METADATA_KEY, PolicyServer, is_loopback, method_path
 
 from .conftest import TOKEN
-from .helpers import FakeRobot, STATE_KEYS
+from .helpers import FakeRobot, STATE_KEYS, tiny_act
 
 AUTH = ((AUTH_METADATA_KEY, f"Bearer {TOKEN}"),)
 
@@ -76,6 +76,41 @@ def test_malformed_messages_are_rejected_and_server_keeps_serving(auth_server):
         reply = decode(predict(encode(good_observation(timestep=5)), timeout=10, metadata=AUTH), expected_type="actions")
     assert reply["actions"].shape == (10, 2) and reply["timesteps"].tolist() == list(range(5, 15))
     assert auth_server.n_predictions == 1
+
+
+def test_non_finite_observations_are_refused_and_long_inputs_are_not_echoed(auth_server):
+    with grpc.insecure_channel(auth_server.address) as channel:
+        predict = channel.unary_unary(method_path("Predict"))
+        for bad in (float("nan"), float("inf")):
+            obs = good_observation()
+            obs["observation"]["observation.state"][1] = bad
+            with pytest.raises(grpc.RpcError) as err:
+                predict(encode(obs), timeout=10, metadata=AUTH)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "'observation.state' has 1 non-finite value(s)" in err.value.details()
+        # an error that quotes its input (here a 200,000-character timestep) is cut, in the reply and in the log
+        with pytest.raises(grpc.RpcError) as err:
+            predict(encode({**good_observation(), "timestep": "x" * 200_000}), timeout=10, metadata=AUTH)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert len(err.value.details()) < 1200 and "more characters" in err.value.details()
+        assert len(auth_server.last_error) < 1200
+        reply = decode(predict(encode(good_observation(timestep=1)), timeout=10, metadata=AUTH), expected_type="actions")
+    assert torch.isfinite(reply["actions"]).all()
+    assert auth_server.n_predictions == 1
+
+
+def test_non_finite_actions_are_never_sent_nor_executed():
+    policy = tiny_act(chunk_size=4)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.fill_(float("nan"))  # a diverged checkpoint
+    robot = FakeRobot()
+    with PolicyServer(policy, host="127.0.0.1", port=0) as server, RobotClient(robot, server.address) as client:
+        client.step()  # starved tick: sends the first observation
+        with pytest.raises(InferenceServerError, match="non-finite action value"):
+            client.wait_idle(20)
+        assert "non-finite action" in server.last_error
+    assert robot.sent == []
 
 
 def test_refuses_non_loopback_address_without_token(policy):
