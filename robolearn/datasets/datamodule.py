@@ -16,9 +16,14 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset
 
+from robolearn.datasets.errors import DatasetFormatError
 from robolearn.features import PolicyFeature, dataset_to_policy_features
 
 log = logging.getLogger(__name__)
+
+
+def _is_numeric(value) -> bool:
+    return np.asarray(value).dtype.kind in "fiub"
 
 
 class LeRobotDataModule(L.LightningDataModule):
@@ -95,6 +100,7 @@ class LeRobotDataModule(L.LightningDataModule):
         self.dataset_kwargs = dict(dataset_kwargs or {})
         self.delta_timestamps: dict[str, list[float]] | None = None
         self._meta = None
+        self._finite_stats: dict[str, dict[str, np.ndarray]] | None = None
         self.train_dataset = None
         self.val_dataset = None
 
@@ -139,8 +145,36 @@ class LeRobotDataModule(L.LightningDataModule):
 
     @property
     def stats(self) -> dict[str, dict[str, np.ndarray]]:
-        """Normalization statistics from ``meta/stats.json`` (empty dict when the file is absent)."""
-        return dict(self.meta.stats or {})
+        """Normalization statistics from ``meta/stats.json`` (empty dict when the file is absent).
+
+        With ``dataset_kwargs.nonfinite: drop``, the statistics of a feature that holds non-finite values are
+        recomputed over its finite frames (of the selected episodes).
+
+        Raises:
+            DatasetFormatError: a used feature's statistics hold NaN/inf (and frames are not being dropped).
+        """
+        stats = dict(self.meta.stats or {})
+        used = set(self.features)
+        bad = sorted(k for k, s in stats.items() if k in used and not all(
+            np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in s.values() if _is_numeric(v)))
+        if not bad:
+            return stats
+        if self.dataset_kwargs.get("nonfinite", "error") != "drop":
+            raise DatasetFormatError(
+                f"{self.meta.root / 'meta/stats.json'}: non-finite statistics for {bad} (the data holds NaN/inf); "
+                "set dataset.dataset_kwargs.nonfinite=drop to leave those frames out, or repair the data")
+        if self._finite_stats is None:
+            from robolearn.datasets.lerobot_dataset import LeRobotDataset
+            from robolearn.datasets.stats import get_feature_stats
+
+            data = LeRobotDataset(self.repo_id, root=self.root, episodes=self.episodes, revision=self.revision,
+                                  download_videos=False, nonfinite="drop")
+            self._finite_stats = {k: get_feature_stats(np.asarray(data._cols[k], dtype=np.float64), axis=0,
+                                                       keepdims=False) for k in bad}
+            log.warning("recomputed the statistics of %s over their finite frames (meta/stats.json holds NaN/inf)",
+                        bad)
+        stats.update(self._finite_stats)
+        return stats
 
     # ------------------------------------------------------------------ windows
     def set_delta_indices(self, delta_indices: Mapping[str, Sequence[int] | None]) -> None:
@@ -168,7 +202,7 @@ class LeRobotDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ datasets
     def split_episodes(self) -> tuple[list[int], list[int]]:
         """Split the selected episodes into (train, val) lists with a seeded permutation."""
-        all_eps = self.episodes if self.episodes is not None else list(range(self.meta.total_episodes))
+        all_eps = self.episodes if self.episodes is not None else [int(e) for e in self.meta.episodes.index]
         n_val = 0
         if self.val_fraction > 0 and len(all_eps) >= 2:
             n_val = max(1, int(round(self.val_fraction * len(all_eps))))

@@ -22,6 +22,8 @@ import torch
 
 from robolearn.datasets.constants import INFO_PATH
 from robolearn.datasets.errors import DatasetFormatError
+from robolearn.datasets.integrity import (check_column_dtype, describe_nonfinite, float_keys, nonfinite_rows,
+                                          timestamp_mismatch)
 from robolearn.datasets.metadata import LeRobotDatasetMetadata
 from robolearn.datasets.video import VideoFrameReader
 from robolearn.features import camera_shape_chw
@@ -154,6 +156,9 @@ class LeRobotDataset(torch.utils.data.Dataset):
         return_uint8: return camera frames as uint8 instead of float32 in [0, 1].
         video_cache_mb: per-process budget (MiB) of the whole-file decoded-frame cache; 0 disables it (seek path
             only). See :class:`~robolearn.datasets.video.VideoFrameReader`.
+        nonfinite: a NaN or inf in a float feature is an error (``"error"``, naming the key, episodes and first
+            frame) or the frame is left out (``"drop"``: windows then skip it; the statistics in ``meta/stats.json``
+            may be non-finite too, :class:`~robolearn.datasets.datamodule.LeRobotDataModule` recomputes them).
 
     Attributes:
         episode_indices: int64 ``(E,)`` selected episode indices, in dataset order.
@@ -182,8 +187,12 @@ class LeRobotDataset(torch.utils.data.Dataset):
         download_videos: bool = True,
         return_uint8: bool = False,
         video_cache_mb: float = 512,
+        nonfinite: str = "error",
     ):
         super().__init__()
+        if nonfinite not in ("error", "drop"):
+            raise ValueError(f"nonfinite must be 'error' or 'drop', got {nonfinite!r}")
+        self.nonfinite = nonfinite
         self.repo_id = repo_id
         self.revision = revision
         self.tolerance_s = float(tolerance_s)
@@ -286,6 +295,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
             filters = [("episode_index", "in", eps)] if subset else None
             table = pq.read_table(path, columns=keys, filters=filters)
             for k in keys:
+                check_column_dtype(table.schema.field(k).type, feats[k]["dtype"], k, path)
                 parts[k].append(_column_to_numpy(table.column(k), feats[k], k, path))
         cols = {k: (np.concatenate(v) if len(v) > 1 else v[0]) for k, v in parts.items()}
 
@@ -305,6 +315,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
         if index.size > 1 and np.any(np.diff(index) <= 0):
             order = np.argsort(index, kind="stable")
             cols = {k: v[order] for k, v in cols.items()}
+        cols, dropped = self._check_frames(cols)
         for k, v in cols.items():
             if isinstance(v, np.ndarray) and v.dtype != object:
                 cols[k] = np.ascontiguousarray(v)
@@ -325,6 +336,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
                 f"episodes {absent[:10].tolist()} are listed in meta/episodes but have no rows in their data file"
             )
         lengths = self.meta.episodes.loc[run_eps, "length"].to_numpy(dtype=np.int64)
+        lengths = lengths - np.asarray([dropped.get(int(e), 0) for e in run_eps], dtype=np.int64)
         if not np.array_equal(lengths, ends - starts):
             bad = np.flatnonzero(lengths != ends - starts)[0]
             warnings.warn(
@@ -343,6 +355,31 @@ class LeRobotDataset(torch.utils.data.Dataset):
             k for k in cols if k not in self._image_keys and feats[k]["dtype"] not in ("string", "language")
         ]
         self._string_keys = [k for k in cols if feats[k]["dtype"] in ("string",)]
+
+    def _check_frames(self, cols: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[int, int]]:
+        """Refuse timestamps that disagree with ``fps``, and non-finite float values (or drop those frames when
+        ``nonfinite == "drop"``). Returns the columns and ``{episode: frames dropped}``."""
+        where = self.root / "data"
+        if "frame_index" in cols:
+            problem = timestamp_mismatch(cols["timestamp"], cols["frame_index"], cols["episode_index"], self.meta.fps,
+                                         max(self.tolerance_s, 1e-4))
+            if problem:
+                raise DatasetFormatError(f"{where}: {problem}")
+        bad = nonfinite_rows(cols, float_keys(self.meta.features, cols))
+        if not bad:
+            return cols, {}
+        frame_index = cols.get("frame_index", cols["index"])
+        summary = describe_nonfinite(bad, cols["episode_index"], frame_index)
+        if self.nonfinite == "error":
+            raise DatasetFormatError(
+                f"{where}: non-finite values (NaN/inf): {summary}. Training on them gives NaN weights; drop those "
+                f"frames with nonfinite='drop' (dataset.dataset_kwargs.nonfinite=drop) or repair the data")
+        rows = np.logical_or.reduce(list(bad.values()))
+        episodes, counts = np.unique(cols["episode_index"][rows], return_counts=True)
+        warnings.warn(f"{where}: dropping {int(rows.sum())} frame(s) with non-finite values (nonfinite='drop'): "
+                      f"{summary}", UserWarning, stacklevel=4)
+        keep = ~rows
+        return {k: v[keep] for k, v in cols.items()}, {int(e): int(c) for e, c in zip(episodes, counts)}
 
     # ------------------------------------------------------------------ public API
     def set_delta_timestamps(self, delta_timestamps: Mapping[str, Sequence[float]] | None) -> None:

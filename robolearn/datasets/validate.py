@@ -7,7 +7,8 @@ Checks (format: ``docs/dataset_tools.md`` and the v3.0 format notes):
 - ``meta/episodes``: ``episode_index`` is ``0..N-1`` in row order, ``dataset_to_index - dataset_from_index ==
   length``, ranges contiguous;
 - data parquet files: every file referenced by an episode exists and every file under ``data/`` is referenced;
-  columns vs info.json features (missing, unexpected, vector widths); global ``index`` contiguous ``0..F-1`` over
+  columns vs info.json features (missing, unexpected, vector widths, stored type vs declared ``dtype``); float
+  columns finite (NaN/inf reported per column with the episodes and the first frame); global ``index`` contiguous ``0..F-1`` over
   the files in path order; per episode: rows in the file the episode row names, row count == ``length``,
   ``index`` range == ``[dataset_from_index, dataset_to_index)``, ``frame_index`` restarting at 0 and counting
   up, timestamps increasing and equal to ``frame_index / fps`` (tolerance ``1e-4`` s), ``task_index`` known;
@@ -38,6 +39,7 @@ import pyarrow.parquet as pq
 
 from robolearn.datasets import constants as C
 from robolearn.datasets.constants import QUANTILE_KEYS
+from robolearn.datasets.integrity import describe_nonfinite, dtype_mismatch, float_keys, nonfinite_rows
 from robolearn.datasets.metadata import load_info, load_stats, load_tasks
 
 TIMESTAMP_TOL_S = 1e-4
@@ -181,6 +183,10 @@ def _data_checks(root: Path, info: dict, ep: dict[str, np.ndarray], n_tasks: int
             elif width != 1:
                 rep.add("data_schema", f"{rel} column {k}", f"scalar column {typ}, but info.json shape "
                         f"{list(spec['shape'])}")
+            problem = dtype_mismatch(typ, spec["dtype"])
+            if problem:
+                rep.add("data_schema", f"{rel} column {k}", problem)
+        _nonfinite_checks(root / rel, rel, feats, [k for k in table_keys if k in names], rep)
         have = [k for k in default if k in names]
         t = pq.read_table(root / rel, columns=have)
         for k in default:
@@ -255,6 +261,34 @@ def _data_checks(root: Path, info: dict, ep: dict[str, np.ndarray], n_tasks: int
         if badt.size:
             rep.add("task_index", where(int(rows[badt[0]])), f"episode {e}: task_index {ti[badt[0]]} not in "
                     f"meta/tasks.parquet (0..{n_tasks - 1})")
+
+
+def _nonfinite_checks(path: Path, rel: str, feats: dict, keys: list[str], rep: _Report) -> None:
+    """One ``nonfinite`` error per float column of a data file holding NaN/inf, naming the episodes and first frame."""
+    keys = float_keys(feats, keys)
+    if not keys:
+        return
+    try:
+        t = pq.read_table(path, columns=keys + [k for k in ("episode_index", "frame_index") if k not in keys])
+        cols = {k: _numeric_rows(t.column(k)) for k in keys}
+    except Exception as e:  # noqa: BLE001 - reported by the schema checks
+        rep.add("nonfinite", rel, f"could not read float columns: {type(e).__name__}: {str(e)[:200]}")
+        return
+    episode = t.column("episode_index").to_numpy() if "episode_index" in t.column_names else np.full(t.num_rows, -1)
+    frame = t.column("frame_index").to_numpy() if "frame_index" in t.column_names else np.arange(t.num_rows)
+    for key, rows in nonfinite_rows(cols, keys).items():
+        rep.add("nonfinite", f"{rel} column {key}", "non-finite values (NaN/inf): " +
+                describe_nonfinite({key: rows}, episode, frame).split(": ", 1)[1])
+
+
+def _numeric_rows(col: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as ``(N, width)`` float64 (lists flattened), for finiteness checks."""
+    n = len(col)
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    while pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type):
+        arr = pc.list_flatten(arr)
+    values = arr.to_numpy(zero_copy_only=False).astype(np.float64)
+    return values.reshape(n, -1) if n else values.reshape(0, 1)
 
 
 def _video_checks(root: Path, info: dict, eps: pa.Table, ep: dict[str, np.ndarray], rep: _Report) -> None:

@@ -70,6 +70,10 @@ def _wants_arg(factory: Callable, name: str) -> bool:
     return name in sig.parameters
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A training loss was NaN or infinite (the message names the step and the batch's episodes)."""
+
+
 class PolicyModule(L.LightningModule):
     """Base LightningModule for policies that map observations to action chunks.
 
@@ -233,11 +237,33 @@ class PolicyModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss, info = self(batch)
+        self.require_finite_loss(loss, batch)
         bs = self._batch_size(batch)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
         for name, value in info.items():
             self.log(f"train/{name}", value, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
         return loss
+
+    def require_finite_loss(self, loss: Tensor, batch: Mapping[str, Any]) -> None:
+        """Stop training at the first NaN/inf loss, before the optimizer step spreads it into the weights.
+
+        Raises:
+            NonFiniteLossError: naming the global step, the loss and the batch's episode (and frame) indices.
+        """
+        if bool(torch.isfinite(loss.detach()).all()):
+            return
+        where = []
+        for key in ("episode_index", "frame_index"):
+            value = batch.get(key) if isinstance(batch, Mapping) else None
+            if isinstance(value, Tensor):
+                values = sorted(set(value.flatten().tolist()))
+                more = f" (+{len(values) - 20} more)" if len(values) > 20 else ""
+                where.append(f"{key} {values[:20]}{more}")
+        raise NonFiniteLossError(
+            f"{type(self).__name__}: non-finite training loss {loss.detach().flatten()[:4].tolist()} at global step "
+            f"{self.global_step}; batch " + ("; ".join(where) or "without episode_index") +
+            ". Check the data (python -m robolearn.datasets.validate <root> reports non-finite values), the "
+            "learning rate and the precision.")
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss, info = self(batch)

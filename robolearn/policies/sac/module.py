@@ -411,6 +411,7 @@ class SACPolicy(PolicyModule):
             total = total + actor_loss + temperature_loss
             info.update(actor_loss=actor_loss.detach(), temperature_loss=temperature_loss.detach(), **info2)
             self.num_policy_updates += 1
+        self.require_finite_loss(total, batch)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(total)
         if self.grad_clip_norm > 0:
