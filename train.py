@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.utils import provenance
+from robolearn.utils.checkpoints import resolve_ckpt_path
 from robolearn.utils.resolvers import register_resolvers
 from robolearn.utils.schema import register_schemas
 
@@ -29,21 +30,6 @@ def instantiate_group(node: DictConfig | None) -> list:
     if not node:
         return []
     return [instantiate(v) for v in node.values() if isinstance(v, DictConfig) and "_target_" in v]
-
-
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
-    """``"last"`` means ``<output_dir>/checkpoints/last.ckpt`` (FileNotFoundError if it is absent); ``"auto"`` means
-    that file when it exists, else a fresh start (what a requeued SLURM job needs); anything else is a path."""
-    if ckpt_path not in ("last", "auto"):
-        return ckpt_path
-    path = Path(output_dir) / "checkpoints" / "last.ckpt"
-    if ckpt_path == "auto":
-        return str(path) if path.is_file() else None
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ckpt_path=last but {path} does not exist; point hydra.run.dir at the run to resume"
-        )
-    return str(path)
 
 
 def run_config(cfg: DictConfig) -> dict:

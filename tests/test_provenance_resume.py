@@ -28,8 +28,25 @@ def test_run_id_is_persistent(tmp_path):
 def test_ckpt_auto(tmp_path):
     assert train_script.resolve_ckpt_path("auto", str(tmp_path)) is None
     (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    torch.save({"global_step": 3}, tmp_path / "checkpoints" / "last.ckpt")
     assert train_script.resolve_ckpt_path("auto", str(tmp_path)) == str(tmp_path / "checkpoints" / "last.ckpt")
+
+
+def test_truncated_last_ckpt_falls_back_to_the_newest_complete_step_checkpoint(tmp_path, caplog):
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    for step in (2, 4, 6):
+        torch.save({"global_step": step}, ckpts / f"step_{step:06d}.ckpt")
+    whole = (ckpts / "step_000006.ckpt").read_bytes()
+    (ckpts / "step_000006.ckpt").write_bytes(whole[: len(whole) // 2])  # killed while writing step 6 ...
+    (ckpts / "last.ckpt").write_bytes(whole[: len(whole) // 2])         # ... and its last.ckpt copy
+    for mode in ("auto", "last"):
+        assert train_script.resolve_ckpt_path(mode, str(tmp_path)) == str(ckpts / "step_000004.ckpt")
+    assert "last.ckpt is not a complete checkpoint" in caplog.text and "step_000006.ckpt" in caplog.text
+    for step in (2, 4):
+        (ckpts / f"step_{step:06d}.ckpt").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"last.ckpt is not a complete checkpoint .* no complete step_\*.ckpt"):
+        train_script.resolve_ckpt_path("auto", str(tmp_path))
 
 
 def test_provenance_appended_per_start(tmp_path, shared_datasets):

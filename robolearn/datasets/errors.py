@@ -25,3 +25,7 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class FrameTimestampError(ValueError):
     """The decoded video frame nearest to a requested time is farther than ``tolerance_s`` from it."""
+
+
+class VideoDecodeError(ValueError):
+    """A video file could not be decoded (truncated or corrupt); the message names the file and the episode."""

@@ -17,9 +17,9 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import torch
 
+from robolearn.datasets import parquet_files
 from robolearn.datasets.constants import INFO_PATH
 from robolearn.datasets.errors import DatasetFormatError
 from robolearn.datasets.integrity import (check_column_dtype, describe_nonfinite, float_keys, nonfinite_rows,
@@ -286,14 +286,14 @@ class LeRobotDataset(torch.utils.data.Dataset):
             path = self.root / rel
             if not path.is_file():
                 raise FileNotFoundError(f"data file {path} not found (holds episodes {eps[:10]})")
-            names = set(pq.read_schema(path).names)
+            names = set(parquet_files.read_schema(path).names)
             missing = [k for k in keys if k not in names]
             if missing:
                 raise DatasetFormatError(
                     f"{path}: columns {missing} declared in info.json features are absent (file has {sorted(names)})"
                 )
             filters = [("episode_index", "in", eps)] if subset else None
-            table = pq.read_table(path, columns=keys, filters=filters)
+            table = parquet_files.read_table(path, columns=keys, filters=filters)
             for k in keys:
                 check_column_dtype(table.schema.field(k).type, feats[k]["dtype"], k, path)
                 parts[k].append(_column_to_numpy(table.column(k), feats[k], k, path))

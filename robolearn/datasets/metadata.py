@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from robolearn.datasets import parquet_files
 from robolearn.datasets.constants import CODEBASE_VERSION, EPISODES_DIR, INFO_PATH, STATS_PATH, TASKS_PATH
 from robolearn.datasets.errors import BackwardCompatibilityError, DatasetFormatError, ForwardCompatibilityError
 
@@ -182,7 +182,7 @@ def load_tasks(root: str | Path) -> pd.DataFrame:
     path = Path(root) / TASKS_PATH
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (every v3.0 dataset has meta/tasks.parquet)")
-    table = pq.read_table(path)
+    table = parquet_files.read_table(path)
     df = table.to_pandas()
     if "task_index" not in df.columns:
         raise DatasetFormatError(f"{path}: no 'task_index' column (columns: {list(df.columns)})")
@@ -218,9 +218,9 @@ def load_episodes(root: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"no episode metadata under {ep_dir} (expected meta/episodes/chunk-*/file-*.parquet)")
     tables = []
     for f in files:
-        schema = pq.read_schema(f)
+        schema = parquet_files.read_schema(f)
         cols = [n for n in schema.names if not n.startswith("stats/")]
-        t = pq.read_table(f, columns=cols)
+        t = parquet_files.read_table(f, columns=cols)
         tables.append(t.replace_schema_metadata(None))
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     df = table.to_pandas()

@@ -32,6 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from robolearn.datasets import constants as C
+from robolearn.datasets import parquet_files
+from robolearn.datasets.errors import DatasetFormatError
 
 
 class RepairError(RuntimeError):
@@ -76,12 +78,25 @@ def _truncate_video(path: Path, end_s: float) -> None:
 
 
 def _episode_rows(root: Path) -> list[tuple[Path, pa.Table]]:
-    return [(f, pq.read_table(f)) for f in sorted((root / C.EPISODES_DIR).glob("chunk-*/file-*.parquet"))]
+    return [(f, parquet_files.read_table(f)) for f in sorted((root / C.EPISODES_DIR).glob("chunk-*/file-*.parquet"))]
 
 
 def _plan(root: Path) -> tuple[list[str], list[tuple[str, Any]]]:
-    """Problems found and the actions that fix them (``(kind, args)``); nothing is written."""
-    root = Path(root)
+    """Problems found and the actions that fix them (``(kind, args)``); nothing is written.
+
+    Raises:
+        RepairError: also for a committed file that cannot be read (naming it).
+    """
+    try:
+        return _plan_unchecked(Path(root))
+    except (DatasetFormatError, json.JSONDecodeError, KeyError) as e:
+        detail = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        raise RepairError(f"{detail}. repair truncates interrupted writes; it cannot rebuild a damaged committed "
+                          "file: restore that file, or delete the episodes it holds "
+                          "(python -m robolearn.datasets.edit delete-episodes ...)") from e
+
+
+def _plan_unchecked(root: Path) -> tuple[list[str], list[tuple[str, Any]]]:
     info_path = root / C.INFO_PATH
     if not info_path.is_file():
         raise FileNotFoundError(f"{info_path} does not exist: not a LeRobotDataset folder (nothing was committed)")
@@ -117,14 +132,14 @@ def _plan(root: Path) -> tuple[list[str], list[tuple[str, Any]]]:
     data_files = sorted((root / C.DATA_DIR).glob("**/*.parquet"))
     n_rows = 0
     for f in data_files:
-        ep = pq.read_table(f, columns=["episode_index"]).column("episode_index").to_numpy()
+        ep = parquet_files.read_table(f, columns=["episode_index"]).column("episode_index").to_numpy()
         keep = ep < n_ep
         n_rows += int(keep.sum())
         if not keep.all():
             problems.append(f"{rel(f)} holds {int((~keep).sum())} rows of uncommitted episodes "
                             f"{sorted(set(ep[~keep].tolist()))}")
             if keep.any():
-                t = pq.read_table(f)
+                t = parquet_files.read_table(f)
                 actions.append(("parquet", (f, t.filter(pc.less(t.column("episode_index"), n_ep)))))
             else:
                 actions.append(("delete", f))
@@ -156,7 +171,7 @@ def _plan(root: Path) -> tuple[list[str], list[tuple[str, Any]]]:
     # Tasks appended by an uncommitted episode.
     tasks_path = root / C.TASKS_PATH
     if tasks_path.is_file():
-        t = pq.read_table(tasks_path)
+        t = parquet_files.read_table(tasks_path)
         idx = t.column("task_index").to_numpy()
         if (idx >= n_tasks).any():
             problems.append(f"{rel(tasks_path)} holds uncommitted tasks {sorted(idx[idx >= n_tasks].tolist())}")
@@ -239,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("root", type=Path, help="dataset folder (with meta/info.json)")
     ap.add_argument("--dry-run", action="store_true", help="only report what would be fixed")
     a = ap.parse_args(argv)
-    lines = repair_dataset(a.root, dry_run=a.dry_run)
+    try:
+        lines = repair_dataset(a.root, dry_run=a.dry_run)
+    except (RepairError, FileNotFoundError) as e:
+        print(f"{a.root}: cannot repair: {e}")
+        return 1
     info = json.loads((a.root / C.INFO_PATH).read_text())
     for line in lines:
         print(line)

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
+from robolearn.datasets import parquet_files
 from robolearn.datasets.constants import INFO_PATH
 from robolearn.datasets.errors import DatasetFormatError
 from robolearn.datasets.lerobot_dataset import _column_to_numpy, check_delta_timestamps, get_delta_indices
@@ -337,7 +337,8 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
     def _read_episode_rows(self, ep: int) -> dict[str, np.ndarray]:
         rel = str(self.meta.get_data_file_path(ep))
         with self._files.open(rel) as f:
-            table = pq.read_table(f, columns=self._tab_keys, filters=[("episode_index", "==", ep)])
+            table = parquet_files.read_table(f, columns=self._tab_keys, filters=[("episode_index", "==", ep)],
+                                             name=self._files.describe(rel))
         if table.num_rows == 0:
             raise DatasetFormatError(f"{self._files.describe(rel)}: no rows for episode {ep}")
         where = Path(self._files.describe(rel))

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -457,20 +457,29 @@ def validate_dataset(root: str | Path, check_videos: bool = True, max_per_check:
             rep.add("tasks", C.TASKS_PATH, f"task_index values {ti.tolist()[:10]} are not 0..{n_tasks - 1}")
     except Exception as e:  # noqa: BLE001
         rep.add("tasks", C.TASKS_PATH, f"{type(e).__name__}: {e}")
-    eps = _episodes_table(root, rep)
-    ep = _check_episodes(eps, rep) if eps is not None else None
+    eps = _guarded(rep, "episodes", C.EPISODES_DIR, lambda: _episodes_table(root, rep))
+    ep = _guarded(rep, "episodes", C.EPISODES_DIR, lambda: _check_episodes(eps, rep)) if eps is not None else None
     if ep is not None:
-        _data_checks(root, info, ep, n_tasks, rep)
+        _guarded(rep, "data", C.DATA_DIR, lambda: _data_checks(root, info, ep, n_tasks, rep))
         if check_videos:
-            _video_checks(root, info, eps, ep, rep)
+            _guarded(rep, "videos", C.VIDEO_DIR, lambda: _video_checks(root, info, eps, ep, rep))
         totals = {"total_episodes": len(ep["episode_index"]), "total_frames": int(ep["length"].sum()),
                   "total_tasks": n_tasks}
         for k, v in totals.items():
             if info.get(k) != v:
                 rep.add("totals", f"{C.INFO_PATH} {k}", f"{info.get(k)!r}, but the tables hold {v}")
     if eps is not None:
-        _stats_checks(root, info, eps, rep)
+        _guarded(rep, "stats", C.STATS_PATH, lambda: _stats_checks(root, info, eps, rep))
     return rep.result()
+
+
+def _guarded(rep: _Report, check: str, location: str, run: Callable[[], Any]) -> Any:
+    """``run()``; a damaged file that a check did not anticipate becomes a finding, not a traceback."""
+    try:
+        return run()
+    except Exception as e:  # noqa: BLE001 - the doctor reports, it does not raise
+        rep.add(check, location, f"check stopped on unreadable data: {type(e).__name__}: {str(e)[:300]}")
+        return None
 
 
 def has_errors(problems: list[Problem]) -> bool:

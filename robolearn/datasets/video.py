@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robolearn.datasets.errors import FrameTimestampError
+from robolearn.datasets.errors import FrameTimestampError, VideoDecodeError
 
 __all__ = [
     "VideoInfo",
@@ -451,7 +451,20 @@ class VideoFrameReader:
         Raises:
             FileNotFoundError: if ``path`` does not exist (names the file and ``episode_index``).
             FrameTimestampError: if a query has no frame within ``tolerance_s``.
+            VideoDecodeError: the decoder failed (a truncated or corrupt file); names the file, the episode and the
+                requested times.
         """
+        try:
+            return self._get_frames(path, timestamps, tolerance_s, episode_index)
+        except (FileNotFoundError, FrameTimestampError):
+            raise
+        except Exception as e:  # noqa: BLE001 - PyAV/FFmpeg errors do not name the file
+            ep = f" (episode {episode_index})" if episode_index is not None else ""
+            times = np.atleast_1d(np.asarray(timestamps, dtype=np.float64))[:4].round(4).tolist()
+            raise VideoDecodeError(f"{path}{ep}: cannot decode frames at {times} s (truncated or corrupt video?): "
+                                   f"{type(e).__name__}: {str(e)[:300]}") from e
+
+    def _get_frames(self, path: str | Path, timestamps, tolerance_s: float, episode_index: int | None) -> np.ndarray:
         self._check_pid()
         key = str(path)
         query = np.atleast_1d(np.asarray(timestamps, dtype=np.float64))

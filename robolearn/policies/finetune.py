@@ -71,7 +71,7 @@ def finetune_policy(path: str | os.PathLike, features: Mapping[str, Any], stats:
             unsupported lerobot checkpoint.
         KeyError: the new ``stats`` lack a statistic that the normalizer needs for one of ``features``.
     """
-    from safetensors.torch import load_file
+    from robolearn.policies.weights_file import load_weights
 
     from robolearn.policies import lerobot_compat
     from robolearn.policies.pretrained import (WEIGHTS_NAME, pretrained_format, read_robolearn_config,
@@ -84,7 +84,7 @@ def finetune_policy(path: str | os.PathLike, features: Mapping[str, Any], stats:
         cls, kwargs, old_features, _, weights = lerobot_compat.read_lerobot_checkpoint(folder)
     else:
         cls, kwargs, old_features = read_robolearn_config(folder)
-        weights = load_file(str(folder / WEIGHTS_NAME))
+        weights = load_weights(folder / WEIGHTS_NAME)
     source = str(folder / WEIGHTS_NAME)
     kwargs = apply_overrides(cls, kwargs, overrides)
     old_features, new_features = coerce_features(old_features), coerce_features(features)

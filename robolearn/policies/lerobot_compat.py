@@ -215,11 +215,11 @@ def stats_from_old_buffers(state_dict: Mapping[str, Tensor], features: Mapping[s
 
 def read_lerobot_stats(folder: Path, state_dict: Mapping[str, Tensor], features: Mapping[str, PolicyFeature]) -> dict:
     """Statistics from the preprocessor's normalizer file, else from old in-model buffers, else ``{}``."""
-    from safetensors.torch import load_file
+    from robolearn.policies.weights_file import load_weights
 
     path = _normalizer_state_file(folder)
     if path is not None:
-        return _flat_to_nested(load_file(str(path)))
+        return _flat_to_nested(load_weights(path))
     return stats_from_old_buffers(state_dict, features)
 
 
@@ -259,7 +259,7 @@ def read_lerobot_checkpoint(folder: str | os.PathLike) -> tuple[type[PolicyModul
         LerobotFormatError: no ``type``, an unsupported type or config value, or tensor names the type's name map
             does not cover.
     """
-    from safetensors.torch import load_file
+    from robolearn.policies.weights_file import load_weights
 
     folder = Path(folder)
     for name in (CONFIG_JSON, WEIGHTS_NAME):
@@ -272,7 +272,7 @@ def read_lerobot_checkpoint(folder: str | os.PathLike) -> tuple[type[PolicyModul
     fmt = format_module(config["type"])
     features = features_from_lerobot_config(config)
     kwargs = fmt.kwargs_from_lerobot_config(config)
-    raw = load_file(str(folder / WEIGHTS_NAME))
+    raw = load_weights(folder / WEIGHTS_NAME)
     stats = read_lerobot_stats(folder, raw, features)
     weights = fmt.state_dict_from_lerobot({k: v for k, v in raw.items() if not k.startswith(OLD_NORM_PREFIXES)})
     return fmt.POLICY_CLASS, kwargs, features, stats, weights

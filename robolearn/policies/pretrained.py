@@ -161,7 +161,7 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
         ValueError: (``LerobotFormatError``) unsupported lerobot type/config value, or missing/renamed tensors,
             named in the message.
     """
-    from safetensors.torch import load_file
+    from robolearn.policies.weights_file import load_weights
 
     path = resolve_pretrained_path(path, revision=revision)
     if pretrained_format(path) == "lerobot":
@@ -172,7 +172,7 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
     for key in _TRAINING_ONLY:
         kwargs.pop(key, None)
     policy = cls(features=features, stats=None, **kwargs)
-    state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
+    state = load_weights(path / WEIGHTS_NAME, device=str(map_location))
     policy.load_state_dict(state, strict=strict)
     return policy.to(map_location).eval()
 

@@ -111,3 +111,53 @@ def test_non_finite_training_loss_stops_training_naming_step_and_episodes():
              "episode_index": torch.tensor([3, 5]), "frame_index": torch.tensor([10, 0])}
     with pytest.raises(NonFiniteLossError, match=r"at global step 0; batch episode_index \[3, 5\]; frame_index \[0, 10\]"):
         policy.training_step(batch, 0)
+
+
+def test_corrupt_parquet_is_named_at_load_reported_by_the_validator_and_repair(pusht_copy, capsys):
+    from robolearn.datasets.repair import RepairError, check_dataset
+    from robolearn.datasets.repair import main as repair_main
+
+    data = bytearray((pusht_copy / DATA).read_bytes())
+    data[2000:6000] = bytes(4000)  # damaged pages; the footer still parses
+    (pusht_copy / DATA).write_bytes(bytes(data))
+    with pytest.raises(DatasetFormatError, match=rf"{pusht_copy / DATA}: unreadable parquet file"):
+        LeRobotDataset("lerobot/pusht", root=pusht_copy, download_videos=False)
+    assert any(DATA in m and "error" in m for m in _messages(pusht_copy))  # a finding, not a traceback
+    with pytest.raises(RepairError, match=rf"{DATA}: unreadable parquet file.*cannot rebuild a damaged committed file"):
+        check_dataset(pusht_copy)
+    assert repair_main([str(pusht_copy)]) == 1
+    assert "cannot repair" in capsys.readouterr().out
+    (pusht_copy / DATA).write_bytes(bytes(data[: len(data) // 2]))  # truncated: no footer
+    with pytest.raises(DatasetFormatError, match=rf"{DATA}: unreadable parquet file .*magic bytes"):
+        LeRobotDataset("lerobot/pusht", root=pusht_copy, download_videos=False)
+
+
+def test_corrupt_mp4_names_the_file_and_episode(pusht_copy):
+    from robolearn.datasets.errors import VideoDecodeError
+
+    video = next((pusht_copy / "videos").rglob("*.mp4"))
+    data = bytearray(video.read_bytes())
+    data[len(data) // 3: len(data) // 3 + 20000] = bytes(20000)
+    video.write_bytes(bytes(data))
+    ds = LeRobotDataset("lerobot/pusht", root=pusht_copy, video_cache_mb=0)
+    errors = []
+    for i in range(0, len(ds), 5):
+        try:
+            ds[i]
+        except VideoDecodeError as e:
+            errors.append(str(e))
+    assert errors and all(str(video) in m and "(episode " in m and "truncated or corrupt" in m for m in errors)
+
+
+def test_empty_or_truncated_weights_file_is_named(tmp_path):
+    from robolearn.policies.pretrained import load_policy, save_pretrained
+    from robolearn.policies.weights_file import WeightsFileError
+    from tests.inference.helpers import tiny_act
+
+    folder = save_pretrained(tiny_act(chunk_size=4), tmp_path / "pretrained_model")
+    weights = folder / "model.safetensors"
+    whole = weights.read_bytes()
+    for damaged in (b"", whole[: len(whole) // 2]):
+        weights.write_bytes(damaged)
+        with pytest.raises(WeightsFileError, match=rf"{weights} \({len(damaged)} bytes\) is not a readable safetensors"):
+            load_policy(folder)

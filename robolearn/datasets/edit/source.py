@@ -13,8 +13,8 @@ from typing import Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from robolearn.datasets import parquet_files
 from robolearn.datasets.edit.assemble import EpisodeSource, VideoRef
 from robolearn.datasets.errors import DatasetFormatError
 from robolearn.datasets.metadata import LeRobotDatasetMetadata
@@ -73,7 +73,7 @@ class V3Source:
         if self._file_cache is None or self._file_cache[0] != path:
             if not path.is_file():
                 raise FileNotFoundError(f"data file {path} (referenced by {self.root / 'meta/episodes'}) is missing")
-            self._file_cache = (path, pq.read_table(path))
+            self._file_cache = (path, parquet_files.read_table(path))
         return self._file_cache[1]
 
     def episode(self, ep: int) -> EpisodeSource:
