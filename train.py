@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.utils import provenance
+from robolearn.utils.arguments import check_node_arguments
 from robolearn.utils.checkpoints import resolve_ckpt_path
 from robolearn.utils.resolvers import register_resolvers
 from robolearn.utils.schema import register_schemas
@@ -57,6 +58,8 @@ def record_provenance(cfg: DictConfig, datamodule, trainer: L.Trainer, ckpt_path
 def train(cfg: DictConfig):
     """Run one training job from a composed config; returns ``(trainer, policy, datamodule)``."""
     L.seed_everything(cfg.seed, workers=True)
+    for key in ("dataset", "policy"):  # a wrong-type override names its key here, not deep inside the constructor
+        check_node_arguments(OmegaConf.to_container(cfg[key], resolve=True), key)
     datamodule = instantiate(cfg.dataset)
     policy = instantiate(cfg.policy, features=datamodule.features, stats=datamodule.stats)
     datamodule.set_delta_indices(policy.delta_indices)

@@ -103,6 +103,19 @@ def test_ckpt_last_missing_is_clear(tmp_path):
         train_script.resolve_ckpt_path("last", str(tmp_path))
 
 
+@pytest.mark.parametrize("override, message", [
+    ("policy.chunk_size=abc", r"policy\.chunk_size = 'abc' \(str\): expected int \(argument 'chunk_size' of "
+                              r"robolearn\.policies\.act\.ACTPolicy\)"),
+    ("dataset.batch_size=1.5", r"dataset\.batch_size = 1\.5 \(float\): expected int"),
+])
+def test_wrong_type_override_names_the_key_and_the_type(tmp_path, shared_datasets, override, message):
+    from robolearn.utils.arguments import ConfigValueError
+
+    cfg = _cfg(tmp_path, shared_datasets / "lerobot_written_pusht_random", "act", [override])
+    with pytest.raises(ConfigValueError, match=message):
+        train_script.train(cfg)
+
+
 def test_multirun_sweep_with_submitit_local(tmp_path, shared_datasets):
     root = shared_datasets / "lerobot_written_pusht_random"
     cmd = [
