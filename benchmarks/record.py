@@ -5,9 +5,11 @@ runs state-only (physics + expert) and two *fake* cameras deliver 640x480 RGB fr
 cycled, so the camera itself costs ~nothing and the numbers measure the loop, the writer and the encoder).
 
 For each video-encoding mode of the writer (``sync``: encode inside ``save_episode`` right after the episode;
-``streaming``: background threads encode during the episode) it records ``--episodes`` episodes of
-``--episode-s`` seconds and reports the achieved loop rate, overruns, and the time from episode end to
-``save_episode()`` return. Writes ``benchmarks/results/record.json``.
+``streaming``: background threads encode during the episode), with and without flushing the saved files to the
+disk (``fsync``, the writer's default, so that a power loss cannot lose a saved episode), it records
+``--episodes`` episodes of ``--episode-s`` seconds and reports the achieved loop rate, overruns, and the time from
+episode end to ``save_episode()`` return. Writes ``benchmarks/results/record.json`` with the commit (refused on a
+dirty tree unless ``--allow-dirty``), hardware, versions and the load average before and after.
 
     python benchmarks/record.py [--episodes 2] [--episode-s 4]
 """
@@ -17,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
+import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,7 @@ from robolearn.record.loop import control_loop  # noqa: E402
 from robolearn.robots.cameras.fake import FakeCamera  # noqa: E402
 from robolearn.robots.sim import SO101SimRobot  # noqa: E402
 from robolearn.teleop.scripted import ScriptedTeleop  # noqa: E402
+from robolearn.utils import provenance  # noqa: E402
 
 
 class CachedFakeCamera(FakeCamera):
@@ -47,12 +51,13 @@ class CachedFakeCamera(FakeCamera):
         return self._cache[self.frames_delivered % 8]
 
 
-def run_mode(mode: str, episodes: int, episode_s: float, fps: int, root: Path) -> dict:
+def run_mode(mode: str, episodes: int, episode_s: float, fps: int, root: Path, fsync: bool = True) -> dict:
     cams = {"front": CachedFakeCamera(640, 480, fps, name="front"), "wrist": CachedFakeCamera(640, 480, fps, name="wrist")}
     robot = SO101SimRobot(fps=fps, camera=None, cameras=cams, max_episode_steps=10_000)
     teleop = ScriptedTeleop(robot)
     feats = robot_dataset_features(robot)
-    w = LeRobotDatasetWriter.create("bench/record", fps, feats, root=root, streaming_encoding=(mode == "streaming"))
+    w = LeRobotDatasetWriter.create("bench/record", fps, feats, root=root, streaming_encoding=(mode == "streaming"),
+                                    fsync=fsync)
     robot.connect()
     out = []
     try:
@@ -65,7 +70,7 @@ def run_mode(mode: str, episodes: int, episode_s: float, fps: int, root: Path) -
             out.append({**stats.as_dict(), "save_episode_s": save_s})
     finally:
         robot.disconnect()
-    return {"vcodec": w.vcodec, "episodes": out,
+    return {"vcodec": w.vcodec, "fsync": fsync, "episodes": out,
             "mean_achieved_hz": float(np.mean([e["achieved_hz"] for e in out])),
             "mean_save_episode_s": float(np.mean([e["save_episode_s"] for e in out])),
             "total_overruns": int(sum(e["overruns"] for e in out))}
@@ -77,19 +82,36 @@ def main() -> None:
     ap.add_argument("--episode-s", type=float, default=4.0)
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "record.json")
+    ap.add_argument("--allow-dirty", action="store_true", help="measure uncommitted code (the result says so)")
     a = ap.parse_args()
+    repo = Path(__file__).resolve().parents[1]
+    source = provenance.git_state(repo)
+    if source is not None and source["dirty"] and not a.allow_dirty:
+        raise SystemExit("the working tree has uncommitted changes: commit first (or pass --allow-dirty)")
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench_record_"))
     try:
-        results = {m: run_mode(m, a.episodes, a.episode_s, a.fps, tmp / m) for m in ("sync", "streaming")}
+        results = {f"{m}{'' if fsync else '_no_fsync'}": run_mode(m, a.episodes, a.episode_s, a.fps,
+                                                                    tmp / f"{m}_{fsync}", fsync=fsync)
+                   for m in ("sync", "streaming") for fsync in (True, False)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report = {
         "benchmark": "record loop, 2 cameras 640x480 @ 30 fps, SO-101 sim (state-only physics + scripted expert)",
         "cameras": "fake (CachedFakeCamera): MuJoCo software rendering of two 640x480 views cannot reach 30 fps here",
-        "fps": a.fps, "episodes": a.episodes, "episode_s": a.episode_s,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "note": "shared 2-core machine; other jobs were running"},
+        "command": " ".join(["python", "benchmarks/record.py", *sys.argv[1:]]),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "hardware": provenance.hardware(),
+        "versions": provenance.versions(),
+        "load_average_1_5_15min": {"before": [round(x, 2) for x in load_before],
+                                   "after": [round(x, 2) for x in os.getloadavg()]},
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "fps": a.fps, "episodes": a.episodes, "episode_s": a.episode_s, "tmp_dir": str(tmp.parent),
         "modes": results,
+        "fsync_cost_s": {m: round(results[m]["mean_save_episode_s"]
+                                  - results[f"{m}_no_fsync"]["mean_save_episode_s"], 4) for m in ("sync", "streaming")},
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")

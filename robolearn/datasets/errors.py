@@ -29,3 +29,14 @@ class FrameTimestampError(ValueError):
 
 class VideoDecodeError(ValueError):
     """A video file could not be decoded (truncated or corrupt); the message names the file and the episode."""
+
+
+class EmptyDatasetError(DatasetFormatError):
+    """The dataset folder holds no saved episode (a recording stopped before its first ``save_episode``)."""
+
+
+def empty_dataset_message(root: object) -> str:
+    """What to tell a user whose dataset at ``root`` has ``total_episodes == 0``: why, and exactly what to run."""
+    return (f"{root} holds no saved episode (meta/info.json total_episodes = 0: a recording stopped before its first "
+            f"episode was saved; nothing was lost). Record into it with `python record.py ... dataset.root={root} "
+            f"resume=true`, or delete the folder and record again")

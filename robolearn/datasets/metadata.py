@@ -14,7 +14,8 @@ import pyarrow as pa
 
 from robolearn.datasets import parquet_files
 from robolearn.datasets.constants import CODEBASE_VERSION, EPISODES_DIR, INFO_PATH, STATS_PATH, TASKS_PATH
-from robolearn.datasets.errors import BackwardCompatibilityError, DatasetFormatError, ForwardCompatibilityError
+from robolearn.datasets.errors import (BackwardCompatibilityError, DatasetFormatError, EmptyDatasetError,
+                                      ForwardCompatibilityError, empty_dataset_message)
 
 __all__ = ["LeRobotDatasetMetadata", "check_version_compatibility", "load_info", "load_stats", "load_tasks",
            "load_episodes", "parse_version"]
@@ -269,6 +270,8 @@ class LeRobotDatasetMetadata:
             root = resolve_metadata_root(repo_id, revision=revision)
         self.root = Path(root)
         self.info = load_info(self.root)
+        if int(self.info.get("total_episodes", 0) or 0) == 0 and not (self.root / "meta" / "tasks.parquet").exists():
+            raise EmptyDatasetError(empty_dataset_message(self.root))
         self.stats = load_stats(self.root)
         self.tasks = load_tasks(self.root)
         self.episodes = load_episodes(self.root)

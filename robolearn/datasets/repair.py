@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from robolearn.datasets import constants as C
 from robolearn.datasets import parquet_files
-from robolearn.datasets.errors import DatasetFormatError
+from robolearn.datasets.errors import DatasetFormatError, empty_dataset_message
 
 
 class RepairError(RuntimeError):
@@ -264,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     print(f"{a.root}: {'consistent' if not lines else ('would be repaired' if a.dry_run else 'repaired')}; "
           f"{info['total_episodes']} committed episodes, {info['total_frames']} frames")
+    if int(info["total_episodes"]) == 0:
+        print(empty_dataset_message(a.root))
     return 0
 
 

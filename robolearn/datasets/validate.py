@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from robolearn.datasets import constants as C
 from robolearn.datasets.constants import QUANTILE_KEYS
+from robolearn.datasets.errors import empty_dataset_message
 from robolearn.datasets.integrity import describe_nonfinite, dtype_mismatch, float_keys, nonfinite_rows
 from robolearn.datasets.metadata import load_info, load_stats, load_tasks
 
@@ -448,6 +449,8 @@ def validate_dataset(root: str | Path, check_videos: bool = True, max_per_check:
         info = load_info(root)
     except Exception as e:  # noqa: BLE001 - the doctor reports, it does not raise
         return [Problem(C.INFO_PATH, f"{type(e).__name__}: {e}")]  # nothing else can be checked
+    if int(info.get("total_episodes", 0) or 0) == 0 and not (root / C.TASKS_PATH).exists():
+        return [Problem(C.INFO_PATH, empty_dataset_message(root))]
     n_tasks = 0
     try:
         tasks = load_tasks(root)

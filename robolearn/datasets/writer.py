@@ -74,11 +74,17 @@ def update_chunk_file_indices(chunk_index: int, file_index: int, chunks_size: in
 
 
 class _Staging:
-    """Temporary files staged for one ``save_episode``; ``commit`` moves them into place in order."""
+    """Temporary files staged for one ``save_episode``; ``commit`` moves them into place in order.
 
-    def __init__(self) -> None:
+    With ``fsync`` (the default), ``commit`` first flushes every staged file to the disk, then moves them, then
+    flushes the folders that received them, so an episode reported saved survives a power loss, not only a killed
+    process (without it the renames can reach the disk before the data they point to).
+    """
+
+    def __init__(self, fsync: bool = True) -> None:
         self.moves: list[tuple[Path, Path]] = []
         self.scratch: list[Path] = []
+        self.fsync = fsync
         self._n = 0
 
     def tmp_for(self, final: Path, move: bool = True) -> Path:
@@ -92,8 +98,14 @@ class _Staging:
         return tmp
 
     def commit(self) -> None:
+        if self.fsync:
+            for tmp, _ in self.moves:
+                _fsync_path(tmp)
         for tmp, final in self.moves:
             os.replace(tmp, final)
+        if self.fsync:
+            for folder in dict.fromkeys(final.parent for _, final in self.moves):
+                _fsync_path(folder)
         self.moves = []
 
     def cleanup(self) -> None:
@@ -103,6 +115,15 @@ class _Staging:
             except FileNotFoundError:
                 pass
         self.moves, self.scratch = [], []
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _arrow_value_type(key: str, dtype: str) -> pa.DataType:
@@ -255,7 +276,7 @@ class LeRobotDatasetWriter:
     """
 
     def __init__(self, root: Path, info: dict[str, Any], repo_id: str, vcodec: str, encoder: dict[str, Any],
-                 streaming_encoding: bool = False):
+                 streaming_encoding: bool = False, fsync: bool = True):
         # Use LeRobotDatasetWriter.create(); this constructor only sets up in-memory state.
         self.root = Path(root)
         self.repo_id = repo_id
@@ -287,6 +308,7 @@ class LeRobotDatasetWriter:
         self._meta_rows: list[dict[str, Any]] = []
         self._finalized = False
         self.streaming_encoding = bool(streaming_encoding)
+        self.fsync = bool(fsync)
         self._streams: dict[str, _StreamEncoder] = {}
         self._stream_n = 0
         self.episode_buffer = self._new_buffer()
@@ -300,7 +322,7 @@ class LeRobotDatasetWriter:
                video_files_size_in_mb: int = C.DEFAULT_VIDEO_FILE_SIZE_IN_MB,
                chunks_size: int = C.DEFAULT_CHUNK_SIZE, crf: int | None = DEFAULT_CRF, g: int | None = DEFAULT_G,
                preset: int | str | None = None, pix_fmt: str = DEFAULT_PIX_FMT,
-               streaming_encoding: bool = False) -> "LeRobotDatasetWriter":
+               streaming_encoding: bool = False, fsync: bool = True) -> "LeRobotDatasetWriter":
         """Create an empty dataset folder (with ``meta/info.json``) and return its writer.
 
         Args:
@@ -319,6 +341,8 @@ class LeRobotDatasetWriter:
             chunks_size: max files per ``chunk-CCC`` folder.
             crf, g, preset, pix_fmt: video encoder settings (lerobot defaults: 30, 2, 12 for svtav1, yuv420p).
             streaming_encoding: encode camera frames in background threads during recording (see the class doc).
+            fsync: flush each saved episode's files and folders to the disk before ``save_episode`` returns, so a
+                power loss cannot lose an episode reported saved (``benchmarks/record.py`` measures the cost).
 
         Raises:
             FileExistsError: ``root`` exists.
@@ -379,7 +403,7 @@ class LeRobotDatasetWriter:
             "robot_type": robot_type,
             "splits": {},
         }
-        writer = cls(root, info, repo_id, resolved, encoder, streaming_encoding)  # validates schemas before disk
+        writer = cls(root, info, repo_id, resolved, encoder, streaming_encoding, fsync)  # validates schemas first
         (root / "meta").mkdir(parents=True)
         writer._write_json_atomic(root / C.INFO_PATH, info)
         return writer
@@ -388,7 +412,7 @@ class LeRobotDatasetWriter:
 
     @classmethod
     def resume(cls, root: str | os.PathLike, repo_id: str | None = None, vcodec: str | None = None,
-               streaming_encoding: bool = False, repair: bool = False) -> "LeRobotDatasetWriter":
+               streaming_encoding: bool = False, repair: bool = False, fsync: bool = True) -> "LeRobotDatasetWriter":
         """Reopen an existing LeRobotDataset v3.0 folder to append episodes after its last saved one.
 
         The new episodes continue ``episode_index``/``index``, go into the last data / video / episodes-metadata
@@ -400,7 +424,7 @@ class LeRobotDatasetWriter:
             repo_id: recorded in the parquet metadata; default ``"local/<folder name>"``.
             vcodec: encoder for new episodes; default: the codec of the existing videos (``av1`` → libsvtav1,
                 ``h264`` → libx264), else ``"auto"``. Appended mp4s are stream-copied, so it must match them.
-            streaming_encoding: see :meth:`create`.
+            streaming_encoding, fsync: see :meth:`create`.
             repair: first truncate an interrupted write back to the last committed episode
                 (:func:`robolearn.datasets.repair.repair_dataset`); with False such a dataset raises.
 
@@ -439,7 +463,7 @@ class LeRobotDatasetWriter:
         encoder = {"g": vinfo.get("video.g", DEFAULT_G), "crf": vinfo.get("video.crf", DEFAULT_CRF), "preset": preset,
                    "pix_fmt": vinfo.get("video.pix_fmt", DEFAULT_PIX_FMT),
                    "fast_decode": vinfo.get("video.fast_decode", 0) or 0}
-        w = cls(root, info, repo_id or f"local/{root.name}", resolved, encoder, streaming_encoding)
+        w = cls(root, info, repo_id or f"local/{root.name}", resolved, encoder, streaming_encoding, fsync)
         w.total_episodes, w.total_frames = int(info["total_episodes"]), int(info["total_frames"])
         if w.total_episodes == 0:
             return w
@@ -634,7 +658,7 @@ class LeRobotDatasetWriter:
         return self.root / template.format(**kw)
 
     def _write_json_atomic(self, path: Path, obj: Any, staging: _Staging | None = None) -> None:
-        st = staging or _Staging()
+        st = staging or _Staging(self.fsync)
         tmp = st.tmp_for(path)
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=4)
@@ -724,7 +748,7 @@ class LeRobotDatasetWriter:
         cols["task_index"] = np.array([tasks[t] for t in buf["task"]], dtype=np.int64)
 
         ep_stats = compute_episode_stats(cols, self.features)
-        staging = _Staging()
+        staging = _Staging(self.fsync)
         try:
             # ---- tasks
             if new_tasks:
