@@ -161,3 +161,21 @@ def test_empty_or_truncated_weights_file_is_named(tmp_path):
         weights.write_bytes(damaged)
         with pytest.raises(WeightsFileError, match=rf"{weights} \({len(damaged)} bytes\) is not a readable safetensors"):
             load_policy(folder)
+
+
+def test_train_val_split_with_episode_index_gaps(pusht_copy):
+    import pyarrow.compute as pc
+
+    for rel in (DATA, "meta/episodes/chunk-000/file-000.parquet"):  # episode 4 renumbered 7 (a hand-edited dataset)
+        table = pq.read_table(pusht_copy / rel)
+        column = table.column("episode_index")
+        renumbered = pc.if_else(pc.equal(column, 4), pa.scalar(7, column.type), column)
+        pq.write_table(table.set_column(table.schema.get_field_index("episode_index"),
+                                        table.schema.field("episode_index"), renumbered), pusht_copy / rel)
+    dm = LeRobotDataModule("lerobot/pusht", root=pusht_copy, num_workers=0, batch_size=4, val_fraction=0.4,
+                           exclude_features=["observation.image"])
+    train, val = dm.split_episodes()
+    assert sorted(train + val) == [0, 1, 2, 3, 7] and len(val) == 2
+    with pytest.warns(UserWarning, match="episode indices are not 0..4 without gaps"):
+        dm.setup("fit")
+    assert len(dm.train_dataset) + len(dm.val_dataset) == 500
