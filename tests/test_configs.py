@@ -57,11 +57,20 @@ def test_policy_composes(policy):
 def test_experiment_composes(experiment):
     cfg = _compose([f"experiment={experiment}", "trainer=smoke"])
     resolved = _resolve(cfg)
-    # trainer=smoke selects the CPU smoke trainer; the experiment's own trainer deltas (run length)
-    # still apply on top of it, as experiments are the last layer.
+    # trainer=smoke on the command line replaces the experiment's trainer preset (experiments select theirs with
+    # `override /trainer: <name>`, they do not set its values); *_smoke twins set their own lengths on top.
     assert resolved["trainer"]["accelerator"] == "cpu"
+    if not experiment.endswith("_smoke"):
+        assert resolved["trainer"]["max_steps"] == OmegaConf.load(CONF / "trainer" / "smoke.yaml").max_steps
     assert resolved["policy"]["_target_"].startswith("robolearn.policies.")
     assert resolved["dataset"]["_target_"].endswith("DataModule")  # LeRobotDataModule, OnlineRLDataModule, ...
+
+
+def test_experiment_keeps_its_trainer_preset_unless_overridden():
+    assert _resolve(_compose(["experiment=pusht_diffusion"]))["trainer"]["max_steps"] == 200_000
+    assert _resolve(_compose(["experiment=pusht_diffusion", "trainer=smoke"]))["trainer"]["max_steps"] == 3
+    sac = _resolve(_compose(["experiment=sac_planar_reach", "trainer=smoke"]))["trainer"]
+    assert sac["max_steps"] == 3 and sac["gradient_clip_val"] is None  # a policy constraint, kept by the experiment
 
 
 @pytest.mark.parametrize("sweep", SWEEPS)
