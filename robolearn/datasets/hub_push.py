@@ -204,3 +204,39 @@ def pull(
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(folder / rel_path, dst)
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m robolearn.datasets.hub_push push <root> <repo_id> [...]`` / ``pull <repo_id> [...]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m robolearn.datasets.hub_push",
+                                     description="Push/pull LeRobotDatasets.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("push", help="upload a dataset folder in one commit and tag it v3.0")
+    p.add_argument("root", type=Path)
+    p.add_argument("repo_id")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--branch", default=None)
+    p.add_argument("--tags", nargs="*", default=[])
+    p.add_argument("--license", default="apache-2.0")
+    p.add_argument("--no-videos", action="store_true", help="leave videos/ out")
+    q = sub.add_parser("pull", help="download meta/ and the files of selected episodes")
+    q.add_argument("repo_id")
+    q.add_argument("--episodes", type=int, nargs="*", default=None)
+    q.add_argument("--revision", default=None)
+    q.add_argument("--out", type=Path, default=None, help="copy into this folder instead of using the Hub cache")
+    q.add_argument("--no-videos", action="store_true")
+    args = parser.parse_args(argv)
+    if args.cmd == "push":
+        info = push_to_hub(args.root, args.repo_id, private=args.private, branch=args.branch, tags=args.tags,
+                           license=args.license, push_videos=not args.no_videos)
+        print(f"pushed {args.root} to {args.repo_id}: {getattr(info, 'commit_url', info)}")
+    else:
+        folder = pull(args.repo_id, episodes=args.episodes, revision=args.revision, out=args.out,
+                      download_videos=not args.no_videos)
+        print(f"{args.repo_id}: files in {folder}")
+
+
+if __name__ == "__main__":
+    main()

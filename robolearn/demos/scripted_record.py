@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from robolearn.datasets.sim_so101 import _new_tmp_dir, _publish_tmp_dir, _version
+from robolearn.demos.staging import new_staging_dir, package_version, publish_staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def record_scripted_dataset(root: str | os.PathLike, repo_id: str, robot: Any, n
     if (root / "meta" / "info.json").is_file():
         log.info("Using the cached dataset at %s", root)
         return root
-    tmp = _new_tmp_dir(root)
+    tmp = new_staging_dir(root)
     cfg = {"repo_id": repo_id, "root": str(tmp), "fps": int(fps), "episode_time_s": float(episode_time_s),
            "reset_time_s": 0, "num_episodes": int(num_episodes), "video": bool(video), "vcodec": vcodec,
            "single_task": task, "streaming_encoding": False}
@@ -76,17 +76,17 @@ def record_scripted_dataset(root: str | os.PathLike, repo_id: str, robot: Any, n
         record_dataset(robot, ScriptedTeleop(robot), cfg, seed=int(seed), play_sounds=False)
         n_success = _count_successful_episodes(tmp)
         generation = {
-            "generator": "robolearn.datasets.sim_record.record_scripted_dataset",
+            "generator": "robolearn.demos.scripted_record.record_scripted_dataset",
             "params": {k: v for k, v in cfg.items() if k != "root"} | {"seed": int(seed)},
             "robot": getattr(robot, "name", type(robot).__name__),
             "env_id": getattr(robot, "env_id", None),
             "camera_shapes": {k: list(v) for k, v in getattr(robot, "camera_shapes", {}).items()},
             "successful_episodes": n_success,
-            "versions": {d: _version(d) for d in ("gym-aloha", "gym-pusht", "mujoco", "gymnasium", "robolearn")},
+            "versions": {d: package_version(d) for d in ("gym-aloha", "gym-pusht", "mujoco", "gymnasium", "robolearn")},
             "duration_s": round(time.perf_counter() - t0, 1),
         }
         (tmp / "meta" / "generation.json").write_text(json.dumps(generation, indent=4) + "\n")
-        _publish_tmp_dir(tmp, root)
+        publish_staging_dir(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

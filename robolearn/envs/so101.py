@@ -69,6 +69,10 @@ TASK = "Pick up the cube and place it on the green goal."
 # The env's native control rate; the expert is calibrated for DEFAULT_ACTION_SCALE metres per step at it.
 NATIVE_FPS = 10
 MAX_EPISODE_STEPS = 300
+# What the embedded default dataset records and the eval env renders (robolearn.demos.so101_pick_place,
+# robolearn.envs.so101_gym): one camera of CAMERAS, square images of this side, pixels.
+DEFAULT_CAMERA = "workspace"
+DEFAULT_IMAGE_SIZE = 96
 # Random moves of the arm at reset (SO101PickPlaceSim.random_start_steps), up to ~12 cm from the home pose.
 RANDOM_START_STEPS = 5
 

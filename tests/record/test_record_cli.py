@@ -42,7 +42,7 @@ def test_record_sim_so101_then_train(tmp_path):
     assert int(item["episode_index"]) == 1 and int(item["frame_index"]) == 2
     assert abs(float(item["timestamp"]) - 0.2) < 1e-6
     assert tuple(item["observation.images.workspace"].shape) == (3, 32, 32)
-    # Same features as the embedded default dataset generator (robolearn.datasets.sim_so101).
+    # Same features as the embedded default dataset generator (robolearn.demos.so101_pick_place).
     sim = SO101PickPlaceSim(image_size=32)
     expected = sim.features()
     sim.close()

@@ -8,7 +8,8 @@ import torch
 
 from robolearn.datasets.lerobot_dataset import LeRobotDataset
 from robolearn.datasets.writer import LeRobotDatasetWriter
-from robolearn.record.events import KeyboardEvents, parse_keys
+from robolearn.record.events import KeyboardEvents
+from robolearn.utils.terminal_keys import parse_keys
 from robolearn.record.frames import check_teleop_matches
 from robolearn.record.loop import RateKeeper, control_loop
 from robolearn.record.session import check_resume_compatible, record_dataset, replay_episode

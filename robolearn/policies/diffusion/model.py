@@ -20,53 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robolearn.policies.vision import SpatialSoftmax, center_crop, make_resnet, random_crop, resnet_trunk
-
-
-class RgbEncoder(nn.Module):
-    """Image -> feature vector: optional crop, ResNet trunk, spatial softmax keypoints, Linear + ReLU.
-
-    ``(N, 3, H, W) -> (N, 2 * num_keypoints)``. In training mode the crop is random (per image) when
-    ``crop_is_random``; in eval mode it is a center crop.
-
-    Raises:
-        ValueError: ``crop_shape`` larger than the image.
-    """
-
-    def __init__(
-        self,
-        image_shape: tuple[int, int, int],
-        crop_shape: tuple[int, int] | None,
-        crop_is_random: bool,
-        vision_backbone: str,
-        pretrained_backbone_weights: str | None,
-        use_group_norm: bool,
-        num_keypoints: int,
-    ):
-        super().__init__()
-        c, h, w = image_shape
-        if crop_shape is not None:
-            crop_shape = (int(crop_shape[0]), int(crop_shape[1]))
-            if crop_shape[0] > h or crop_shape[1] > w:
-                raise ValueError(f"crop_shape {crop_shape} is larger than the image (H, W) = {(h, w)}; "
-                                 "lower crop_shape or set it to None")
-        self.crop_shape, self.crop_is_random = crop_shape, crop_is_random
-        resnet = make_resnet(vision_backbone, pretrained_backbone_weights, norm="group" if use_group_norm else "batch")
-        self.backbone = resnet_trunk(resnet)
-        in_hw = crop_shape or (h, w)
-        with torch.no_grad():
-            fmap = self.backbone(torch.zeros(1, c, *in_hw))
-        self.feature_map_shape = tuple(fmap.shape[1:])
-        self.pool = SpatialSoftmax(self.feature_map_shape, num_kp=num_keypoints)
-        self.feature_dim = num_keypoints * 2
-        self.out = nn.Linear(self.feature_dim, self.feature_dim)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.crop_shape is not None:
-            x = random_crop(x, self.crop_shape) if (self.training and self.crop_is_random) else center_crop(x, self.crop_shape)
-        x = self.pool(self.backbone(x)).flatten(1)
-        return self.relu(self.out(x))
+from robolearn.policies.vision import RgbEncoder
 
 
 class SinusoidalPosEmb(nn.Module):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robolearn.policies.diffusion.model import RgbEncoder
+from robolearn.policies.vision import RgbEncoder
 from robolearn.policies.vqbet.gpt import GPT
 from robolearn.policies.vqbet.vqvae import VqVae, mlp
 
@@ -120,7 +120,7 @@ class VQBeTModel(nn.Module):
         num_cameras: number of cameras.
         action_dim: ``A``.
         n_obs_steps, n_action_pred_token, action_chunk_size: token layout (see module docstring).
-        Others: the encoder's (see :class:`~robolearn.policies.diffusion.model.RgbEncoder`), the GPT's and the
+        Others: the encoder's (see :class:`~robolearn.policies.vision.RgbEncoder`), the GPT's and the
             head's.
     """
 

@@ -7,7 +7,7 @@ env's action space) while they are in control, else None. Implementations:
 
 - :class:`TeleopIntervention`: any :class:`~robolearn.teleop.teleoperator.Teleoperator` (a leader arm such as
   ``robolearn.teleop.so_leader.SOLeader``), takeover toggled by a key typed in the terminal (works over SSH and
-  headless, :mod:`robolearn.record.events`);
+  headless, :mod:`robolearn.utils.terminal_keys`);
 - :class:`KeyboardIntervention`: terminal keys drive the action (``w``/``s`` axis 0, ``a``/``d`` axis 1, ``r``/``f``
   axis 2, space the gripper), ``i`` toggles the takeover;
 - :class:`GamepadIntervention`: a pygame joystick; hold a button to take over, sticks give the action;
@@ -74,13 +74,13 @@ class ToggledIntervention(InterventionSource):
             self.active = not self.active
 
     def press(self, key: str) -> None:
-        """Handle one key name (from :func:`robolearn.record.events.parse_keys`)."""
+        """Handle one key name (from :func:`robolearn.utils.terminal_keys.parse_keys`)."""
         if key == self.toggle_key:
             self.toggle()
 
     def connect(self) -> None:
         if self.listen:
-            from robolearn.record.events import shared_reader
+            from robolearn.utils.terminal_keys import shared_reader
 
             reader = shared_reader()
             reader.subscribe(self.press)
@@ -88,7 +88,7 @@ class ToggledIntervention(InterventionSource):
 
     def disconnect(self) -> None:
         if self.listen:
-            from robolearn.record.events import shared_reader
+            from robolearn.utils.terminal_keys import shared_reader
 
             shared_reader().unsubscribe(self.press)
 
