@@ -39,10 +39,11 @@ def run_config(cfg: DictConfig) -> dict:
             for k, v in cfg.items() if k != "hydra"}
 
 
-def record_provenance(cfg: DictConfig, datamodule, trainer: L.Trainer, ckpt_path: str | None) -> None:
-    """Append this start's provenance to ``<output_dir>/provenance.jsonl`` and log its key facts to the loggers."""
+def record_provenance(cfg: DictConfig, datamodule, trainer: L.Trainer, ckpt_path: str | None) -> dict | None:
+    """Append this start's provenance to ``<output_dir>/provenance.jsonl``, log its key facts to the loggers and
+    return it (None on other ranks)."""
     if trainer.global_rank != 0:
-        return
+        return None
     meta = getattr(datamodule, "meta", None)
     dataset = provenance.dataset_provenance(meta, getattr(datamodule, "revision", None)) if meta is not None else None
     record = provenance.collect(run_config(cfg), dataset, Path(__file__).resolve().parent, ckpt_path)
@@ -53,6 +54,7 @@ def record_provenance(cfg: DictConfig, datamodule, trainer: L.Trainer, ckpt_path
             "provenance/dataset_info_sha256": (dataset or {}).get("info_sha256")}
     for lg in trainer.loggers:
         lg.log_hyperparams(flat)
+    return record
 
 
 def train(cfg: DictConfig):
@@ -73,7 +75,7 @@ def train(cfg: DictConfig):
         log.info("dry_run: stopping before fit\n%s", OmegaConf.to_yaml(cfg))
         return trainer, policy, datamodule
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    record_provenance(cfg, datamodule, trainer, ckpt_path)
+    policy.provenance = record_provenance(cfg, datamodule, trainer, ckpt_path)  # exported with the weights
     trainer.fit(policy, datamodule=datamodule, ckpt_path=ckpt_path)
     return trainer, policy, datamodule
 

@@ -61,6 +61,33 @@ def test_provenance_appended_per_start(tmp_path, shared_datasets):
     assert first["config"]["policy"]["_target_"].endswith("ACTPolicy")
     assert len(first["git"]["commit"]) == 40 and isinstance(first["git"]["dirty"], bool)
     assert first["versions"]["torch"] == torch.__version__.split("+")[0]
+    assert first["dataset"]["fingerprint"] == provenance.dataset_fingerprint(root)
+    assert first["hardware"]["cpus"] == os.cpu_count()
+    assert ("diff_sha256" in first["git"]) == first["git"]["dirty"]
+    # the export carries the record of the start that wrote it
+    exported = json.loads((tmp_path / "run" / "checkpoints" / "pretrained_model" / "provenance.json").read_text())
+    assert exported["ckpt_path"] == second["ckpt_path"]
+    assert exported["dataset"]["fingerprint"] == first["dataset"]["fingerprint"]
+
+
+def test_dataset_fingerprint_is_a_content_hash(tmp_path, shared_datasets):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    copy = tmp_path / "pusht"
+    shutil.copytree(shared_datasets / "lerobot_written_pusht_random", copy)
+    before = provenance.dataset_fingerprint(copy)
+    assert before == provenance.dataset_fingerprint(shared_datasets / "lerobot_written_pusht_random")
+    data = copy / "data" / "chunk-000" / "file-000.parquet"
+    table = pq.read_table(data)
+    action = table.column("action").to_pylist()
+    action[7] = [action[7][0] + 1.0, action[7][1]]  # same counts, one value changed
+    table = table.set_column(table.schema.get_field_index("action"), table.schema.field("action"),
+                             pa.array(action, type=table.schema.field("action").type))
+    pq.write_table(table, data)
+    assert provenance.dataset_fingerprint(copy) != before
 
 
 def test_git_state_outside_checkout(tmp_path):

@@ -16,8 +16,8 @@ class ExportPretrained(L.Callback):
     every checkpoint save and at the end of ``fit``.
 
     The exported weights are the EMA weights when an :class:`~robolearn.callbacks.ema.EMA` callback is
-    present. The run config is taken from ``trainer.lightning_module.run_config`` (attached by ``train.py``;
-    may be ``None``). Only global rank 0 writes; each export is atomic (temp folder, then rename).
+    present. The run config and the provenance record are taken from ``trainer.lightning_module.run_config`` and
+    ``.provenance`` (attached by ``train.py``; may be ``None``). Only global rank 0 writes; each export is atomic (temp folder, then rename).
 
     Args:
         dirpath: parent folder; ``None`` uses ``trainer.default_root_dir``.
@@ -45,11 +45,12 @@ class ExportPretrained(L.Callback):
         module = trainer.lightning_module
         ema = next((cb for cb in trainer.callbacks if isinstance(cb, EMA)), None)
         config = getattr(module, "run_config", None)
+        record = getattr(module, "provenance", None)
         if ema is not None and ema.shadow is not None:
             with ema.swapped(module):
-                self.last_export = save_pretrained(module, self.target_dir(trainer), config)
+                self.last_export = save_pretrained(module, self.target_dir(trainer), config, record)
         else:
-            self.last_export = save_pretrained(module, self.target_dir(trainer), config)
+            self.last_export = save_pretrained(module, self.target_dir(trainer), config, record)
         return self.last_export
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:

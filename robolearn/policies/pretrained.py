@@ -29,6 +29,7 @@ from robolearn.policies.base import PolicyModule, to_primitive
 CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "model.safetensors"
 STATS_NAME = "stats.json"
+PROVENANCE_NAME = "provenance.json"
 
 # Constructor arguments that only matter for training and are not needed to rebuild the policy.
 _TRAINING_ONLY = ("optimizer", "lr_scheduler", "stats")
@@ -71,8 +72,10 @@ def _targets_class(target: Any, cls: type) -> bool:
     return isinstance(obj, type) and issubclass(cls, obj)
 
 
-def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: Mapping[str, Any] | None = None) -> Path:
-    """Write ``config.yaml``, ``model.safetensors`` and ``stats.json`` into ``directory``, atomically.
+def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: Mapping[str, Any] | None = None,
+                    provenance: Mapping[str, Any] | None = None) -> Path:
+    """Write ``config.yaml``, ``model.safetensors``, ``stats.json`` (and ``provenance.json``) into ``directory``,
+    atomically.
 
     The files are written into a temporary sibling folder which then replaces ``directory`` by renames, so
     an interrupted export leaves either the previous folder or the new one, never a half-written one.
@@ -81,6 +84,8 @@ def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: 
         policy: the module to export (its current weights; swap EMA weights in before calling if wanted).
         directory: target folder, created or replaced.
         config: the resolved run config (plain dict or DictConfig) or ``None``.
+        provenance: the run's provenance record (:mod:`robolearn.utils.provenance`: commit, dataset fingerprint,
+            hardware, versions, command), written as ``provenance.json`` when given.
     Returns:
         The folder path.
     """
@@ -96,6 +101,9 @@ def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: 
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "robolearn_policy": type(policy).__name__})
         with open(tmp / STATS_NAME, "w") as fh:
             json.dump(policy.normalizer.stats_dict(), fh, indent=2)
+        if provenance is not None:
+            with open(tmp / PROVENANCE_NAME, "w") as fh:
+                json.dump(dict(provenance), fh, indent=2, default=str)
         old = None
         if directory.exists():
             old = directory.parent / f".{directory.name}.old-{os.getpid()}-{id(tmp)}"

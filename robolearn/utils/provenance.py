@@ -3,11 +3,14 @@
 ``provenance.jsonl`` in the run's output dir gets one JSON object per start of the run (a resumed or requeued job
 appends a line), with:
 
-- ``git``: ``commit``, ``dirty`` (uncommitted changes to tracked files), ``branch``; None outside a git checkout;
-- ``dataset``: ``repo_id``, ``root``, ``revision``, ``codebase_version``, ``total_episodes``/``total_frames`` and
-  ``info_sha256``, the SHA-256 of ``meta/info.json`` (identifies the exact dataset version);
+- ``git``: ``commit``, ``dirty`` (uncommitted changes to tracked files), ``branch``, and ``diff_sha256`` (of
+  ``git diff HEAD``) when dirty; None outside a git checkout;
+- ``dataset``: ``repo_id``, ``root``, ``revision``, ``codebase_version``, ``total_episodes``/``total_frames``,
+  ``info_sha256`` (the SHA-256 of ``meta/info.json``) and ``fingerprint``, a content hash over every file of the
+  dataset (:func:`dataset_fingerprint`: two recordings with equal counts differ);
 - ``config``: the resolved run config; ``seed``; ``ckpt_path`` the run started from;
 - ``versions``: python, robolearn, torch, lightning, hydra-core, numpy, huggingface_hub, and the platform;
+  ``hardware``: CPU model, cores, memory, GPUs;
 - ``slurm``: job/array ids and node when running under SLURM; ``argv``, ``host``, ``time`` (UTC ISO 8601).
 """
 
@@ -44,7 +47,11 @@ def git_state(path: str | os.PathLike) -> dict[str, Any] | None:
     if commit is None:
         return None
     status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
-    return {"commit": commit, "dirty": bool(status), "branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)}
+    state = {"commit": commit, "dirty": bool(status), "branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)}
+    if status:
+        diff = _git(["diff", "HEAD"], cwd) or ""
+        state["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()
+    return state
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -68,6 +75,7 @@ def dataset_provenance(meta: Any, revision: str | None = None) -> dict[str, Any]
         "total_episodes": info.get("total_episodes"),
         "total_frames": info.get("total_frames"),
         "info_sha256": file_sha256(info_path) if info_path.is_file() else None,
+        "fingerprint": dataset_fingerprint(meta.root),
     }
 
 
@@ -133,6 +141,7 @@ def collect(config: Mapping[str, Any], dataset: Mapping[str, Any] | None, code_d
         "ckpt_path": ckpt_path,
         "config": dict(config),
         "versions": versions(),
+        "hardware": hardware(),
         "slurm": {k: os.environ[k] for k in _SLURM_VARS if k in os.environ} or None,
         "host": socket.gethostname(),
         "argv": list(sys.argv),
