@@ -26,6 +26,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
@@ -309,6 +310,8 @@ class LeRobotDatasetWriter:
         self._finalized = False
         self.streaming_encoding = bool(streaming_encoding)
         self.fsync = bool(fsync)
+        # seconds the last save_episode spent moving its files into place (and flushing them, with fsync)
+        self.last_commit_s: float | None = None
         self._streams: dict[str, _StreamEncoder] = {}
         self._stream_n = 0
         self.episode_buffer = self._new_buffer()
@@ -856,7 +859,9 @@ class LeRobotDatasetWriter:
             info["splits"] = {"train": f"0:{ep_idx + 1}"}
             self._write_json_atomic(self.root / C.INFO_PATH, info, staging)
 
+            commit_start = time.perf_counter()
             staging.commit()
+            self.last_commit_s = time.perf_counter() - commit_start
         finally:
             staging.cleanup()
 
