@@ -102,8 +102,25 @@ def main(cfg: DictConfig) -> float | None:
         return run_role(cfg, train, script=__file__)
     trainer, _, _ = train(cfg)
     log_eval_command(cfg)
-    loss = trainer.callback_metrics.get("train/loss")
-    return float(loss) if loss is not None else None
+    return objective_value(trainer, cfg.get("objective", "train/loss"))
+
+
+def objective_value(trainer: L.Trainer, name: str) -> float | None:
+    """The final value of the logged metric ``name`` (what ``python train.py -m hydra/sweeper=optuna...`` optimizes).
+
+    Returns None for a dry run (nothing was trained).
+
+    Raises:
+        KeyError: no metric of that name was logged (the message lists the logged ones): a sweep must not optimize
+            a metric that does not exist.
+    """
+    if trainer.global_step == 0 and not trainer.callback_metrics:
+        return None
+    value = trainer.callback_metrics.get(name)
+    if value is None:
+        raise KeyError(f"objective={name!r} was not logged by this run; logged metrics: "
+                       f"{sorted(trainer.callback_metrics)}")
+    return float(value)
 
 
 if __name__ == "__main__":
