@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ class RolloutEval(L.Callback):
         metrics = {f"eval/{k}": float(agg[k]) for k in keys if k in agg}
         for lg in trainer.loggers:
             lg.log_metrics(metrics, step=step)
+        # also where train.py reads its objective (objective=eval/pc_success for an Optuna search on success)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
         self.history.append((step, metrics))
         self.intervals.append(tuple(float(v) for v in agg.get("pc_success_ci95", (float("nan"), float("nan")))))
         self.last_info = info

@@ -59,6 +59,9 @@ def test_rollout_eval_callback_logs_during_fit(tmp_path, shared_datasets):
         rows = [r for r in csv.DictReader(f) if r.get("eval/pc_success")]
     assert [int(r["step"]) for r in rows] == [2, 3]
     assert float(rows[0]["eval/avg_sum_reward"]) == pytest.approx(cb.history[0][1]["eval/avg_sum_reward"])
+    # the last evaluation is what train.py returns with objective=eval/pc_success
+    assert train_script.objective_value(trainer, "eval/avg_max_coverage") == pytest.approx(
+        cb.history[-1][1]["eval/avg_max_coverage"])
 
     # an evaluation restores train mode and leaves the action queue empty
     module.train()
