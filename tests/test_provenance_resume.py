@@ -159,3 +159,31 @@ def test_resume_after_sigkill_mid_epoch(tmp_path, shared_datasets):
     assert seen["step"] == step
     assert float(seen["adam_step"]) == float(adam_step)
     assert trainer.global_step == step + 2
+
+
+BATCHES: list[list[int]] = []
+
+
+class BatchIndexProbe(__import__("lightning").Callback):
+    """Records the dataset ``index`` of every training sample, per step."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        BATCHES.append(batch["index"].tolist())
+
+
+def test_resumed_run_sees_the_batches_of_the_uninterrupted_run(tmp_path, shared_datasets):
+    """A run stopped mid-epoch and resumed from last.ckpt continues the same data order (the DataLoader's sampler
+    state is in the checkpoint), as a requeued SLURM job must."""
+    root = shared_datasets / "lerobot_written_pusht_random"
+    probe = ["+callbacks.batch_probe._target_=tests.test_provenance_resume.BatchIndexProbe",
+             "callbacks.progress_bar=null", "logger=none", "trainer.val_check_interval=4"]  # checkpoints at step 4
+    BATCHES.clear()
+    train_script.train(_cfg(tmp_path / "whole", root, "act", ["trainer.max_steps=8", *probe]))
+    whole = list(BATCHES)
+    BATCHES.clear()
+    train_script.train(_cfg(tmp_path / "split", root, "act", ["trainer.max_steps=4", *probe]))
+    trainer, _, _ = train_script.train(_cfg(tmp_path / "split", root, "act", ["trainer.max_steps=8", *probe]))
+    assert trainer.ckpt_path.endswith("last.ckpt")  # ckpt_path=auto resumed at step 4
+    assert len(whole) == 8 and len(BATCHES) == 8
+    assert BATCHES[:4] == whole[:4]
+    assert BATCHES[4:] == whole[4:], "the resumed run must continue the interrupted epoch's order"

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from robolearn.datasets.errors import DatasetFormatError
 from robolearn.features import PolicyFeature, dataset_to_policy_features
@@ -260,9 +261,14 @@ class LeRobotDataModule(L.LightningDataModule):
             if self.prefetch_factor is not None:
                 kwargs["prefetch_factor"] = self.prefetch_factor
         train = shuffle
+        loader_cls = DataLoader
         if isinstance(dataset, IterableDataset):
             shuffle = False  # the streaming dataset shuffles itself (episode order + buffer)
-        return DataLoader(
+        else:
+            # Its state (sampler position and generator) is saved in Lightning checkpoints, so a run resumed
+            # mid-epoch (a requeued SLURM job) continues with the batches the uninterrupted run would have seen.
+            loader_cls = StatefulDataLoader
+        return loader_cls(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
