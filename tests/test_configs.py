@@ -192,3 +192,9 @@ def test_cpu_scaled_experiments_are_state_only_pusht():
             assert r["dataset"]["exclude_features"] == ["observation.image"], name
             if "act" in exp:
                 assert r["policy"]["n_action_steps"] == 50, name
+
+
+@pytest.mark.parametrize("policy", ["diffusion", "diffusion_cpu"])
+def test_diffusion_warmup_lives_in_one_place(policy):
+    cfg = _resolve(_compose(["experiment=none", f"policy={policy}", "policy.scheduler_warmup_steps=123"]))
+    assert cfg["policy"]["lr_scheduler"]["num_warmup_steps"] == 123
