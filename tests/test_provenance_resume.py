@@ -43,6 +43,12 @@ def test_truncated_last_ckpt_falls_back_to_the_newest_complete_step_checkpoint(t
     for mode in ("auto", "last"):
         assert train_script.resolve_ckpt_path(mode, str(tmp_path)) == str(ckpts / "step_000004.ckpt")
     assert "last.ckpt is not a complete checkpoint" in caplog.text and "step_000006.ckpt" in caplog.text
+    # an explicit ckpt_path is named when it is damaged or missing
+    with pytest.raises(ValueError, match=r"step_000006.ckpt \(\d+ bytes\) is not a complete checkpoint"):
+        train_script.resolve_ckpt_path(str(ckpts / "step_000006.ckpt"), str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
+        train_script.resolve_ckpt_path(str(ckpts / "nope.ckpt"), str(tmp_path))
+    assert train_script.resolve_ckpt_path(str(ckpts / "step_000004.ckpt"), str(tmp_path)) == str(ckpts / "step_000004.ckpt")
     for step in (2, 4):
         (ckpts / f"step_{step:06d}.ckpt").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match=r"last.ckpt is not a complete checkpoint .* no complete step_\*.ckpt"):

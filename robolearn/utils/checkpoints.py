@@ -54,18 +54,28 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     - ``"auto"``: ``<output_dir>/checkpoints/last.ckpt`` when it exists (what a requeued SLURM job needs), else a
       fresh start (None);
     - ``"last"``: the same file, which must exist;
-    - anything else (a path, or None) is returned as is.
+    - None: a fresh start;
+    - anything else is a checkpoint file, which must exist and be complete.
 
     For ``auto`` and ``last``, a ``last.ckpt`` that is not a complete checkpoint is skipped with a warning in
     favour of the newest complete ``step_*.ckpt`` beside it.
 
     Raises:
-        FileNotFoundError: ``ckpt_path="last"`` and there is no complete ``last.ckpt`` nor ``step_*.ckpt``, or
+        ValueError: an explicit ``ckpt_path`` that is not a complete checkpoint (truncated or damaged; named).
+        FileNotFoundError: an explicit ``ckpt_path`` that does not exist; ``ckpt_path="last"`` and there is no
+            complete ``last.ckpt`` nor ``step_*.ckpt``, or
             ``ckpt_path="auto"`` and ``last.ckpt`` is damaged with no complete ``step_*.ckpt`` to fall back to
             (resuming from scratch would silently discard the run); the message names the files.
     """
+    if ckpt_path is None:
+        return None
     if ckpt_path not in ("last", "auto"):
-        return ckpt_path
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+        if not is_readable_checkpoint(ckpt_path):
+            raise ValueError(f"ckpt_path={ckpt_path} ({Path(ckpt_path).stat().st_size} bytes) is not a complete "
+                             "checkpoint (truncated or damaged)")
+        return str(ckpt_path)
     directory = Path(output_dir) / "checkpoints"
     path = directory / LAST
     if not path.exists():

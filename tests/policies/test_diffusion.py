@@ -89,8 +89,11 @@ def test_default_scheduler_from_hydra_partial():
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    node = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf/policy/diffusion.yaml")
-    node.pop("defaults", None)  # the schema node only mirrors constructor defaults
+    from tests.test_configs import _compose
+
+    # conf/policy/diffusion.yaml as train.py composes it (its schema supplies scheduler_warmup_steps)
+    composed = _compose(["experiment=none", "policy=diffusion"]).policy
+    node = OmegaConf.create(OmegaConf.to_container(composed, resolve=True))
     f = features(image=False, env=True)
     p = instantiate(node, features=f, stats=stats(f), **{k: v for k, v in TINY_DIFFUSION.items()})
     b = batch(f, t_obs=2, t_act=8)
