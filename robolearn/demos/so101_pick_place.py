@@ -9,8 +9,8 @@ measurements) is skipped and the next attempt seed is tried, so every episode en
 Columns (per frame t, lerobot convention):
 
 - ``observation.state`` (6,): 5 arm joint angles in radians + jaw opening normalized to [0, 1].
-- ``observation.environment_state`` (9,): block centre, goal centre and grasp point in metres (block and goal
-  are privileged; exclude the key with ``dataset.exclude_features=[observation.environment_state]`` for a
+- ``observation.environment_state`` (15,): block centre, goal centre, grasp point, then block and goal relative
+  to the grasp point, in metres (:data:`robolearn.envs.so101.ENV_STATE_NAMES`; block and goal are privileged; exclude the key with ``dataset.exclude_features=[observation.environment_state]`` for a
   pixels + joints policy; the goal is drawn in the image as a green disc).
 - ``observation.images.<camera>`` video (H, W, 3).
 - ``action`` (4,): the expert's native command ``[dx, dy, dz, grasp]``: ``dx..dz`` in [-1, 1] x 0.025 m per

@@ -26,10 +26,12 @@ Observation dict returned by :meth:`SO101PickPlaceSim.reset` / :meth:`SO101PickP
   is the measured jaw opening **normalized to [0, 1]** (0 = closed, 1 = open), the same scale as the
   ``grasp`` action (``lerobot_env_so101.gripper.ctrl_to_normalized`` of the jaw joint angle; it can go
   slightly outside [0, 1] when the jaw is pushed past its command).
-- ``observation.environment_state`` float32 (9,), :data:`ENV_STATE_NAMES`: block centre, goal centre, then
-  the grasp point between the jaws (the point the position actions move, ``ik_point_pos``), world frame,
-  metres. Block and goal are privileged simulator state (drop the key for a pixels + joints policy); the grasp
-  point is the forward kinematics of the joints, given so that a low-dimensional policy need not learn them.
+- ``observation.environment_state`` float32 (15,), :data:`ENV_STATE_NAMES`: block centre, goal centre, the
+  grasp point between the jaws (the point the position actions move, ``ik_point_pos``), then block and goal
+  relative to the grasp point (``block - grasp``, ``goal - grasp``); world frame, metres. Block and goal are
+  privileged simulator state (drop the key for a pixels + joints policy); the grasp point is the forward
+  kinematics of the joints and the offsets are differences of the others, given so that a low-dimensional policy
+  need not learn them (robosuite's ``gripper_to_cube_pos`` is the same idea).
 - ``observation.images.<camera>`` uint8 (H, W, 3) when a camera is set.
 
 :meth:`SO101PickPlaceSim.expert_action` returns the native action the scripted expert commands, which
@@ -62,7 +64,11 @@ _HOLD_PHASES = tuple(_HOLD_STEPS)
 ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
 GRIPPER_JOINT = "gripper"
 STATE_NAMES = [f"{name}.pos" for name in (*ARM_JOINTS, GRIPPER_JOINT)]
-ENV_STATE_NAMES = ["block.x", "block.y", "block.z", "goal.x", "goal.y", "goal.z", "grasp.x", "grasp.y", "grasp.z"]
+ENV_STATE_NAMES = [
+    *(f"{point}.{axis}" for point in ("block", "goal", "grasp") for axis in "xyz"),
+    # the same positions relative to the grasp point: what the position actions must close
+    *(f"{point}_from_grasp.{axis}" for point in ("block", "goal") for axis in "xyz"),
+]
 ACTION_NAMES = ["delta_x", "delta_y", "delta_z", "gripper"]
 TASK = "Pick up the cube and place it on the green goal."
 
@@ -250,11 +256,16 @@ class SO101PickPlaceSim:
         gripper = ctrl_to_normalized(qpos[self._gripper_qpos_adr], self._gripper_ctrlrange)
         return np.concatenate([qpos[self._arm_qpos_adr], [gripper]]).astype(np.float32)
 
+    def environment_state(self) -> np.ndarray:
+        """Block, goal, grasp point, ``block - grasp`` and ``goal - grasp`` (:data:`ENV_STATE_NAMES`), metres,
+        world frame, float32 (15,)."""
+        block, goal, grasp = self.block_pos, self.goal_pos, self.grasp_pos
+        return np.concatenate([block, goal, grasp, block - grasp, goal - grasp]).astype(np.float32)
+
     def observation(self) -> dict[str, np.ndarray]:
         obs = {
             "observation.state": self.joint_state(),
-            "observation.environment_state": np.concatenate(
-                [self.block_pos, self.goal_pos, self.grasp_pos]).astype(np.float32),
+            "observation.environment_state": self.environment_state(),
         }
         if self.image_key is not None:
             obs[self.image_key] = self.render()

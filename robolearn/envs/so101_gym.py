@@ -5,7 +5,8 @@ Built on :class:`robolearn.envs.so101.SO101PickPlaceSim` with the defaults of th
 ``python train.py`` sees the same keys, units and image size here. Observation (a ``Dict`` space):
 
 - ``agent_pos`` float32 (6,): arm joints in radians, gripper opening in [0, 1] (dataset ``observation.state``);
-- ``environment_state`` float32 (9,): block centre, goal centre, grasp point, metres (``observation.environment_state``);
+- ``environment_state`` float32 (15,): block centre, goal centre, grasp point, block and goal minus grasp point,
+  metres (``observation.environment_state``);
 - ``pixels.<camera>`` uint8 (H, W, 3) (``observation.images.<camera>``), when ``camera`` is not None and
   ``observe_camera`` is True. With ``observe_camera=False`` nothing is rendered per step (about 10x faster for
   a policy that reads no camera); ``render()`` still returns the camera image for videos.
