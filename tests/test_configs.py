@@ -84,9 +84,14 @@ def test_sweep_files_define_grids(sweep):
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_slurm_launchers_compose(launcher):
-    cfg = _compose([f"hydra/launcher={launcher}", "trainer=ddp" if "ddp" in launcher else "trainer=gpu"])
+    trainer = "trainer=ddp" if "ddp" in launcher else ("trainer=cpu" if "cpu" in launcher else "trainer=gpu")
+    cfg = _compose([f"hydra/launcher={launcher}", trainer])
     launcher_cfg = cfg.hydra.launcher
     assert launcher_cfg._target_.endswith("SlurmLauncher")
+    if "cpu" in launcher:  # CPU jobs: no GPU requested, one task
+        assert launcher_cfg.gpus_per_node is None and launcher_cfg.tasks_per_node == 1
+        assert cfg.trainer.accelerator == "cpu"
+        return
     assert launcher_cfg.gpus_per_node == launcher_cfg.tasks_per_node
     assert cfg.trainer.devices == launcher_cfg.tasks_per_node, "one SLURM task per GPU for Lightning DDP"
 
