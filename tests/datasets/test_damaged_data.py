@@ -179,3 +179,18 @@ def test_train_val_split_with_episode_index_gaps(pusht_copy):
     with pytest.warns(UserWarning, match="episode indices are not 0..4 without gaps"):
         dm.setup("fit")
     assert len(dm.train_dataset) + len(dm.val_dataset) == 500
+
+
+def test_streaming_reader_refuses_the_same_damage_when_it_reaches_the_episode(pusht_copy):
+    from robolearn.datasets.streaming import StreamingLeRobotDataset
+
+    table = pq.read_table(pusht_copy / DATA, columns=["episode_index"])
+    row = int(np.flatnonzero(table.column("episode_index").to_numpy() == 1)[3])
+    _poison(pusht_copy, "action", [row], float("inf"))
+    stream = StreamingLeRobotDataset("lerobot/pusht", root=pusht_copy, episodes=[1], shuffle=False)
+    with pytest.raises(DatasetFormatError, match=r"\(NaN/inf\): 'action': 1 frame\(s\) in episodes \[1\]"):
+        next(iter(stream))
+    _edit_info(pusht_copy, lambda info: info.__setitem__("fps", 20))
+    stream = StreamingLeRobotDataset("lerobot/pusht", root=pusht_copy, episodes=[0], shuffle=False)
+    with pytest.raises(DatasetFormatError, match="with fps = 20 from meta/info.json"):
+        next(iter(stream))
