@@ -109,7 +109,8 @@ def test_non_finite_training_loss_stops_training_naming_step_and_episodes():
              "observation.images.front": torch.rand(2, 3, 16, 16),
              "action": torch.zeros(2, 4, 2), "action_is_pad": torch.zeros(2, 4, dtype=torch.bool),
              "episode_index": torch.tensor([3, 5]), "frame_index": torch.tensor([10, 0])}
-    with pytest.raises(NonFiniteLossError, match=r"at global step 0; batch episode_index \[3, 5\]; frame_index \[0, 10\]"):
+    expected = r"at global step 0; batch episode_index \[3, 5\]; frame_index \[0, 10\]"
+    with pytest.raises(NonFiniteLossError, match=expected):
         policy.training_step(batch, 0)
 
 
@@ -159,7 +160,8 @@ def test_empty_or_truncated_weights_file_is_named(tmp_path):
     whole = weights.read_bytes()
     for damaged in (b"", whole[: len(whole) // 2]):
         weights.write_bytes(damaged)
-        with pytest.raises(WeightsFileError, match=rf"{weights} \({len(damaged)} bytes\) is not a readable safetensors"):
+        expected = rf"{weights} \({len(damaged)} bytes\) is not a readable safetensors"
+        with pytest.raises(WeightsFileError, match=expected):
             load_policy(folder)
 
 
