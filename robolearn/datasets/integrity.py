@@ -100,3 +100,28 @@ def timestamp_mismatch(timestamp: np.ndarray, frame_index: np.ndarray, episode_i
     return (f"timestamp {float(timestamp[p]):.6f} s at episode {int(episode_index[p])} frame {int(frame_index[p])} is "
             f"not frame_index / fps = {float(frame_index[p]) / fps:.6f} s with fps = {fps:g} from meta/info.json "
             f"({off.size} frame(s) off by more than {tolerance_s} s): info.json's fps does not match the recording")
+
+
+def check_frame_times(columns: Mapping[str, np.ndarray], fps: float, tolerance_s: float, where: Path | str) -> None:
+    """Refuse loaded rows whose ``timestamp`` is not ``frame_index / fps`` (see :func:`timestamp_mismatch`).
+
+    Raises:
+        DatasetFormatError: naming ``where``, the first episode and frame, and the ``fps``.
+    """
+    if "frame_index" not in columns:
+        return
+    problem = timestamp_mismatch(columns["timestamp"], columns["frame_index"], columns["episode_index"], fps,
+                                 max(tolerance_s, 1e-4))
+    if problem:
+        raise DatasetFormatError(f"{where}: {problem}")
+
+
+def find_nonfinite(columns: Mapping[str, np.ndarray], features: Mapping[str, Mapping]
+                   ) -> tuple[dict[str, np.ndarray], str]:
+    """``({key: bool rows}, summary)`` of the float features holding NaN/inf in loaded rows (``({}, "")`` if none);
+    the summary names the keys, episodes and first frames (:func:`describe_nonfinite`)."""
+    bad = nonfinite_rows(columns, float_keys(features, columns))
+    if not bad:
+        return {}, ""
+    frame_index = columns.get("frame_index", columns["index"])
+    return bad, describe_nonfinite(bad, columns["episode_index"], frame_index)

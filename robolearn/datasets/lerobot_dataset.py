@@ -22,8 +22,7 @@ import torch
 from robolearn.datasets import parquet_files
 from robolearn.datasets.constants import INFO_PATH
 from robolearn.datasets.errors import DatasetFormatError
-from robolearn.datasets.integrity import (check_column_dtype, describe_nonfinite, float_keys, nonfinite_rows,
-                                          timestamp_mismatch)
+from robolearn.datasets.integrity import check_column_dtype, check_frame_times, find_nonfinite
 from robolearn.datasets.metadata import LeRobotDatasetMetadata
 from robolearn.datasets.video import VideoFrameReader
 from robolearn.features import camera_shape_chw
@@ -360,16 +359,10 @@ class LeRobotDataset(torch.utils.data.Dataset):
         """Refuse timestamps that disagree with ``fps``, and non-finite float values (or drop those frames when
         ``nonfinite == "drop"``). Returns the columns and ``{episode: frames dropped}``."""
         where = self.root / "data"
-        if "frame_index" in cols:
-            problem = timestamp_mismatch(cols["timestamp"], cols["frame_index"], cols["episode_index"], self.meta.fps,
-                                         max(self.tolerance_s, 1e-4))
-            if problem:
-                raise DatasetFormatError(f"{where}: {problem}")
-        bad = nonfinite_rows(cols, float_keys(self.meta.features, cols))
+        check_frame_times(cols, self.meta.fps, self.tolerance_s, where)
+        bad, summary = find_nonfinite(cols, self.meta.features)
         if not bad:
             return cols, {}
-        frame_index = cols.get("frame_index", cols["index"])
-        summary = describe_nonfinite(bad, cols["episode_index"], frame_index)
         if self.nonfinite == "error":
             raise DatasetFormatError(
                 f"{where}: non-finite values (NaN/inf): {summary}. Training on them gives NaN weights; drop those "

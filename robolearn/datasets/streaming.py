@@ -40,8 +40,7 @@ import torch
 from robolearn.datasets import parquet_files
 from robolearn.datasets.constants import INFO_PATH
 from robolearn.datasets.errors import DatasetFormatError
-from robolearn.datasets.integrity import (check_column_dtype, describe_nonfinite, float_keys, nonfinite_rows,
-                                          timestamp_mismatch)
+from robolearn.datasets.integrity import check_column_dtype, check_frame_times, find_nonfinite
 from robolearn.datasets.lerobot_dataset import _column_to_numpy, check_delta_timestamps, get_delta_indices
 from robolearn.datasets.metadata import LeRobotDatasetMetadata
 from robolearn.datasets.video import FrameTimestampError, _frame_time, _frame_to_chw
@@ -351,16 +350,10 @@ class StreamingLeRobotDataset(torch.utils.data.IterableDataset):
         if np.any(order != np.arange(len(order))):
             cols = {k: v[order] for k, v in cols.items()}
         # the map-style reader refuses these at load; streaming meets each episode only when it reads it
-        if "frame_index" in cols:
-            problem = timestamp_mismatch(cols["timestamp"], cols["frame_index"], cols["episode_index"], self.meta.fps,
-                                         max(self.tolerance_s, 1e-4))
-            if problem:
-                raise DatasetFormatError(f"{where}: {problem}")
-        bad = nonfinite_rows(cols, float_keys(self.meta.features, cols))
+        check_frame_times(cols, self.meta.fps, self.tolerance_s, where)
+        bad, summary = find_nonfinite(cols, self.meta.features)
         if bad:
-            frame_index = cols.get("frame_index", cols["index"])
-            raise DatasetFormatError(f"{where}: non-finite values (NaN/inf): "
-                                     f"{describe_nonfinite(bad, cols['episode_index'], frame_index)}")
+            raise DatasetFormatError(f"{where}: non-finite values (NaN/inf): {summary}")
         return cols
 
     def _decode_image(self, key: str, value) -> np.ndarray:
