@@ -22,7 +22,6 @@ It refuses to run from a dirty tree unless ``--allow-dirty`` (then the record sa
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -40,16 +39,21 @@ REPO = Path(__file__).resolve().parents[1]
 ENV_NAME = "so101_pick_place"
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
-
-
 def source_state() -> dict:
-    """Commit, clean flag, and the SHA-256 of the uncommitted diff (tracked files) when the tree is dirty."""
-    status = _git("status", "--porcelain", "--untracked-files=no").strip()
-    state = {"commit": _git("rev-parse", "HEAD").strip(), "clean": not status}
-    if status:
-        state["diff_sha256"] = hashlib.sha256(_git("diff", "HEAD").encode()).hexdigest()
+    """Commit, clean flag, and the SHA-256 of the uncommitted diff (tracked files) when the tree is dirty
+    (:func:`robolearn.utils.provenance.git_state`, in this results file's keys).
+
+    Raises:
+        RuntimeError: the repo is not a git checkout.
+    """
+    from robolearn.utils import provenance
+
+    git = provenance.git_state(REPO)
+    if git is None:
+        raise RuntimeError(f"{REPO} is not a git checkout: the result could not name its commit")
+    state = {"commit": git["commit"], "clean": not git["dirty"]}
+    if git["dirty"]:
+        state["diff_sha256"] = git["diff_sha256"]
     return state
 
 

@@ -84,8 +84,14 @@ def test_dataset_fingerprint_is_a_content_hash(tmp_path, shared_datasets):
 
     copy = tmp_path / "pusht"
     shutil.copytree(shared_datasets / "lerobot_written_pusht_random", copy)
-    before = provenance.dataset_fingerprint(copy)
-    assert before == provenance.dataset_fingerprint(shared_datasets / "lerobot_written_pusht_random")
+    cache = tmp_path / "cache"
+    before = provenance.dataset_fingerprint(copy, cache_dir=cache)
+    assert before == provenance.dataset_fingerprint(shared_datasets / "lerobot_written_pusht_random", cache_dir=cache)
+    entries = list(cache.iterdir())  # one entry per folder, keyed by its files' paths, sizes and times
+    assert len(entries) == 2 and all(e.read_text().strip() == before for e in entries)
+    for entry in entries:
+        entry.write_text("from the cache\n")
+    assert provenance.dataset_fingerprint(copy, cache_dir=cache) == "from the cache"  # unchanged files: not rehashed
     data = copy / "data" / "chunk-000" / "file-000.parquet"
     table = pq.read_table(data)
     action = table.column("action").to_pylist()
@@ -93,7 +99,8 @@ def test_dataset_fingerprint_is_a_content_hash(tmp_path, shared_datasets):
     table = table.set_column(table.schema.get_field_index("action"), table.schema.field("action"),
                              pa.array(action, type=table.schema.field("action").type))
     pq.write_table(table, data)
-    assert provenance.dataset_fingerprint(copy) != before
+    changed = provenance.dataset_fingerprint(copy, cache_dir=cache)  # a rewritten file: hashed again
+    assert changed not in (before, "from the cache") and changed == provenance.dataset_fingerprint(copy)
 
 
 def test_git_state_outside_checkout(tmp_path):

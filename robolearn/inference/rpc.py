@@ -170,8 +170,9 @@ class RpcService:
                 log.warning("%s rejected a %s request: %s", self.label, name, detail)
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: {detail}")
             except Exception as e:  # keep serving whatever one call raises
+                # the traceback ends with the whole message: keep it only when the message is short
                 log.error("%s: %s failed: %s", self.label, name, bounded(f"{type(e).__name__}: {e}"),
-                          exc_info=MAX_DETAIL_CHARS >= len(str(e)))
+                          exc_info=len(str(e)) <= MAX_DETAIL_CHARS)
                 context.abort(grpc.StatusCode.INTERNAL, bounded(f"{name}: {type(e).__name__}: {e}"))
 
         return grpc.unary_unary_rpc_method_handler(handle, request_deserializer=_identity,

@@ -17,7 +17,6 @@ Every refusal raises :class:`UntrustedConfigError` naming the file and the key p
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -133,12 +132,10 @@ def _check_target(target: Any, source: str, key: str) -> None:
 
 
 def _import_object(name: str, source: str, key: str) -> Any:
-    module_name, _, attr = name.rpartition(".")
+    """Hydra's ``get_object`` for a name already checked to lie under ``robolearn.policies``."""
+    from hydra.utils import get_object
+
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise UntrustedConfigError(f"{source}: {key} = {name!r}: no such module ({e})") from e
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise UntrustedConfigError(f"{source}: {key} = {name!r}: {module_name} has no {attr!r}") from None
+        return get_object(name)
+    except Exception as e:  # noqa: BLE001 - Hydra wraps import errors in its own types
+        raise UntrustedConfigError(f"{source}: {key} = {name!r} cannot be imported ({str(e)[:200]})") from e

@@ -79,18 +79,40 @@ def dataset_provenance(meta: Any, revision: str | None = None) -> dict[str, Any]
     }
 
 
-def dataset_fingerprint(root: str | os.PathLike) -> str | None:
+def dataset_fingerprint(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> str | None:
     """SHA-256 over the content of a dataset folder: every file under ``data/``, ``videos/`` and ``meta/`` (its
     relative path and the SHA-256 of its bytes, in sorted path order). Two recordings with the same counts but
-    other frames differ; None when ``root`` has no ``meta/info.json``."""
+    other frames differ; None when ``root`` has no ``meta/info.json``.
+
+    Hashing reads the whole dataset, so the result is cached under ``cache_dir`` (default
+    ``$XDG_CACHE_HOME/robolearn/dataset_fingerprints``, i.e. ``~/.cache/...``), keyed by every file's path, size and
+    modification time: a later run on the unchanged dataset costs one ``stat`` per file, and any rewritten file
+    is hashed again.
+    """
     root = Path(root)
     if not (root / "meta" / "info.json").is_file():
         return None
+    files = [p for sub in ("data", "meta", "videos") for p in sorted((root / sub).rglob("*")) if p.is_file()]
+    stats = "".join(f"{p.relative_to(root).as_posix()}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}\n" for p in files)
+    key = hashlib.sha256(f"{root.resolve()}\n{stats}".encode()).hexdigest()
+    if cache_dir is None:
+        cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        cache_dir = cache_home / "robolearn" / "dataset_fingerprints"
+    cached = Path(cache_dir) / key
+    if cached.is_file():
+        return cached.read_text().strip()
     h = hashlib.sha256()
-    for sub in ("data", "meta", "videos"):
-        for path in sorted(p for p in (root / sub).rglob("*") if p.is_file()):
-            h.update(f"{path.relative_to(root).as_posix()}\0{file_sha256(path)}\n".encode())
-    return h.hexdigest()
+    for path in files:
+        h.update(f"{path.relative_to(root).as_posix()}\0{file_sha256(path)}\n".encode())
+    fingerprint = h.hexdigest()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{key}.{os.getpid()}.tmp")
+        tmp.write_text(fingerprint + "\n")
+        os.replace(tmp, cached)
+    except OSError:  # a read-only home: the fingerprint is still right, only not cached
+        pass
+    return fingerprint
 
 
 def hardware() -> dict[str, Any]:
