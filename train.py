@@ -51,7 +51,8 @@ def record_provenance(cfg: DictConfig, datamodule, trainer: L.Trainer, ckpt_path
     log.info("provenance appended to %s", path)
     git = record["git"] or {}
     flat = {"provenance/git_commit": git.get("commit"), "provenance/git_dirty": git.get("dirty"),
-            "provenance/dataset_info_sha256": (dataset or {}).get("info_sha256")}
+            "provenance/dataset_info_sha256": (dataset or {}).get("info_sha256"),
+            "provenance/dataset_fingerprint": (dataset or {}).get("fingerprint")}
     for lg in trainer.loggers:
         lg.log_hyperparams(flat)
     return record
