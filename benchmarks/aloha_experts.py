@@ -8,6 +8,10 @@ without rendering the three 640x480 cameras that ``AlohaEnv.step`` renders on ev
 check that both paths give the same outcome and to time the rendered path.
 
     python benchmarks/aloha_experts.py [--seeds 200] [--rendered-seeds 2] [--max-steps 300]
+
+Writes ``benchmarks/results/aloha_experts.json`` with the provenance of
+:func:`robolearn.utils.provenance.results_header` (commit, refused on a dirty tree unless ``--allow-dirty``;
+command, hardware, versions, wall time, load average at start and end).
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -28,6 +31,7 @@ import numpy as np  # noqa: E402
 
 from robolearn.envs.aloha import headless_reset, headless_step  # noqa: E402
 from robolearn.envs.aloha_scripted import InsertionExpert, TransferCubeExpert  # noqa: E402
+from robolearn.utils import provenance  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TASKS = {
@@ -70,7 +74,12 @@ def main() -> None:
     p.add_argument("--rendered-seeds", type=int, default=2)
     p.add_argument("--max-steps", type=int, default=300)
     p.add_argument("--out", type=Path, default=HERE / "results" / "aloha_experts.json")
+    p.add_argument("--allow-dirty", action="store_true", help="measure uncommitted code (the result says so)")
     args = p.parse_args()
+    try:
+        header = provenance.results_header(HERE.parent, allow_dirty=args.allow_dirty)
+    except provenance.SourceStateError as e:
+        sys.exit(f"benchmarks/aloha_experts.py: {e}")
 
     results = {}
     for name, (env_id, expert_cls) in TASKS.items():
@@ -106,8 +115,7 @@ def main() -> None:
     record = {
         "benchmark": "aloha_experts",
         "max_steps": args.max_steps,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        **provenance.finish_header(header),
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,24 +4,25 @@ Settings match the ones lerobot users report against: batch 32, shuffled, ``obse
 [-0.1, 0.0] s, ``action`` window of 16 steps, 0 and 2 DataLoader workers; each with the map-style reader and
 with ``StreamingLeRobotDataset`` (``streaming=True``, shuffle buffer 1000).
 
-    python benchmarks/dataloading.py [--root ../shared/datasets/lerobot_written_pusht_random] [--batches 60]
+    python benchmarks/dataloading.py [--root ../shared/datasets/lerobot_written_pusht_random] [--batches 300]
 
-The first ``--warmup`` batches of each setting (worker start-up, decoder cache fill) are not timed.
+The first ``--warmup`` batches of each setting (worker start-up, decoder cache fill) are not timed. The file
+carries the provenance of :func:`robolearn.utils.provenance.results_header` (commit, refused on a dirty tree
+unless ``--allow-dirty``; command, hardware, versions, wall time, load average at start and end).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from robolearn.datasets.datamodule import LeRobotDataModule
+from robolearn.utils import provenance
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOT = HERE.parent.parent / "shared" / "datasets" / "lerobot_written_pusht_random"
@@ -66,7 +67,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     p.add_argument("--out", type=Path, default=HERE / "results" / "dataloading.json")
+    p.add_argument("--allow-dirty", action="store_true", help="measure uncommitted code (the result says so)")
     args = p.parse_args()
+    try:
+        header = provenance.results_header(HERE.parent, allow_dirty=args.allow_dirty)
+    except provenance.SourceStateError as e:
+        sys.exit(f"benchmarks/dataloading.py: {e}")
     torch.set_num_threads(1)
 
     results = []
@@ -81,9 +87,8 @@ def main() -> None:
         "dataset": str(args.root.name),
         "batch_size": args.batch_size,
         "windows": {"observation.image": [-0.1, 0.0], "action": "16 steps"},
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(),
-                    "python": platform.python_version(), "torch": torch.__version__},
+        **provenance.finish_header(header),
+        "torch_threads": 1,
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ Each check runs in its own ``try``; a failure is recorded as ``{"error": ...}`` 
 next check still runs. The JSON is rewritten after every check, so a run killed at its time limit still leaves the
 finished checks behind.
 
-Checks (``--only NAME ...`` selects a subset):
+Checks (``--only NAME ...`` selects a subset; ``--all`` runs every one, without the ``--budget-s`` cutoff, so
+that one run writes the whole results file):
 
 - ``train_act``, ``train_diffusion``: the ``train.py`` path (Hydra compose + ``train.train``) with ``trainer=gpu
   trainer.precision=bf16-mixed`` on the real PushT demonstrations, state only (``--data``, default
@@ -25,9 +26,13 @@ Checks (``--only NAME ...`` selects a subset):
 ``--dry-run`` runs every check on the CPU with tiny model sizes and few steps (for testing the script without a
 GPU); its numbers mean nothing. Without ``--dry-run`` the script exits with an error when CUDA is unavailable.
 
-    python benchmarks/gpu_check.py [--out DIR] [--data .devcarry/pusht] [--only train_act pi0 ...] [--dry-run]
+    python benchmarks/gpu_check.py --all [--out DIR] [--data .devcarry/pusht] [--dry-run] [--allow-dirty]
+    python benchmarks/gpu_check.py --only train_act pi0 ...
 
-Writes ``benchmarks/results/gpu_check.json`` (``gpu_check_dryrun.json`` with ``--dry-run``) and a copy in ``--out``.
+Writes ``benchmarks/results/gpu_check.json`` (``gpu_check_dryrun.json`` with ``--dry-run``) and a copy in ``--out``,
+with the provenance of :func:`robolearn.utils.provenance.results_header` (commit, refused on a dirty tree unless
+``--allow-dirty`` or ``--dry-run``; command, hardware, versions, wall time, load average at start and end), the
+GPU's properties under ``device`` and the versions of the packages the checks use.
 """
 
 from __future__ import annotations
@@ -44,7 +49,6 @@ import tempfile
 import time
 import traceback
 from contextlib import nullcontext
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -125,7 +129,9 @@ def versions() -> dict[str, Any]:
 
 
 def device_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {"device": str(device), "cpus": os.cpu_count(), "machine": platform.machine()}
+    """The device the checks ran on and, on CUDA, its name, compute capability, memory, multiprocessors and the
+    float32 matmul precision in effect (CPU model, cores and memory are in the results' ``hardware``)."""
+    info: dict[str, Any] = {"device": str(device)}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, capability=f"{props.major}.{props.minor}",
@@ -561,7 +567,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="also write gpu_check.json into this folder")
     ap.add_argument("--data", default=str(REPO / ".devcarry" / "pusht"), help="PushT LeRobotDataset folder")
-    ap.add_argument("--only", nargs="+", choices=CHECKS, default=list(CHECKS))
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--only", nargs="+", choices=CHECKS, default=list(CHECKS))
+    which.add_argument("--all", action="store_true",
+                       help="every check, none skipped by --budget-s: one run writes the whole results file")
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: tests the script, numbers mean nothing")
     ap.add_argument("--train-steps", type=int, default=None, help="train.py steps (default 60; 4 with --dry-run)")
     ap.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default 4; 0 with --dry-run)")
@@ -569,8 +578,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--vla-steps", type=int, default=None, help="timed VLA steps after 1 warm-up (default 3)")
     ap.add_argument("--vla-calls", type=int, default=None, help="timed VLA select_action chunks (default 5)")
     ap.add_argument("--budget-s", type=float, default=220.0,
-                    help="start no further check after this many seconds (the rest are marked skipped)")
+                    help="start no further check after this many seconds (the rest are marked skipped); "
+                         "ignored with --all")
+    ap.add_argument("--allow-dirty", action="store_true",
+                    help="measure uncommitted code (the result says so); implied by --dry-run")
     args = ap.parse_args(argv)
+    if args.all:
+        args.only, args.budget_s = list(CHECKS), None
     dry = args.dry_run
     args.train_steps = args.train_steps or (4 if dry else 60)
     args.num_workers = args.num_workers if args.num_workers is not None else (0 if dry else 4)
@@ -582,7 +596,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from robolearn.utils import provenance
+
     args = parse_args(argv)
+    try:
+        header = provenance.results_header(REPO, None if argv is None else [__file__, *argv],
+                                           allow_dirty=args.allow_dirty or args.dry_run)
+    except provenance.SourceStateError as e:
+        sys.exit(f"benchmarks/gpu_check.py: {e}")
+    header["versions"].update(versions())
     if args.dry_run:
         device = torch.device("cpu")
         torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -595,9 +617,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     name = "gpu_check_dryrun.json" if args.dry_run else "gpu_check.json"
     paths = [RESULTS / name] + ([args.out / name] if args.out else [])
     results: dict[str, Any] = {
-        "benchmark": "gpu_check", "dry_run": args.dry_run,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": device_info(device), "versions": versions(),
+        "benchmark": "gpu_check", "dry_run": args.dry_run, **header, "device": device_info(device),
         "settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
         "checks": {},
     }
@@ -612,7 +632,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         work = Path(tmp)
         for check in args.only:
             elapsed = time.perf_counter() - start
-            if elapsed > args.budget_s:
+            if args.budget_s is not None and elapsed > args.budget_s:
                 results["checks"][check] = {"skipped": f"time budget: {elapsed:.0f} s > --budget-s {args.budget_s}"}
                 continue
             print(f"[gpu_check] {check} (t={elapsed:.0f} s)", flush=True)
@@ -624,10 +644,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"[gpu_check] {check} FAILED: {type(e).__name__}: {e}", flush=True)
             res["check_s"] = round(time.perf_counter() - t0, 2)
             results["checks"][check] = res
-            results["total_s"] = round(time.perf_counter() - start, 2)
+            results.update(provenance.finish_header(header))
             write(results, paths)
             reset_memory(device)
-    results["total_s"] = round(time.perf_counter() - start, 2)
+    results.update(provenance.finish_header(header))
     write(results, paths)
     print(json.dumps(results, indent=2, default=str))
     for line in summarize(results["checks"]):

@@ -13,17 +13,17 @@ weights untrained (latency does not depend on them).
 
     python benchmarks/inference.py [--device cpu] [--threads 1] [--chunk-calls 20] [--diffusion-chunk-calls 5]
 
-Writes ``benchmarks/results/inference.json`` (``inference_<device>.json`` for a device other than cpu).
+Writes ``benchmarks/results/inference.json`` (``inference_<device>.json`` for a device other than cpu) with the
+provenance of :func:`robolearn.utils.provenance.results_header` (commit, refused on a dirty tree unless
+``--allow-dirty``; command, hardware, versions, wall time, load average at start and end).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,6 +37,7 @@ from robolearn.inference.server import PolicyServer
 from robolearn.policies.act import ACTPolicy
 from robolearn.policies.diffusion import DiffusionPolicy
 from robolearn.robots.random_robot import RandomRobot
+from robolearn.utils import provenance
 
 HERE = Path(__file__).resolve().parent
 CAMERA = "workspace"
@@ -139,7 +140,12 @@ def main() -> None:
                     help="torch intra-op threads (1 by default: on a busy shared 2-core machine, 2 threads made ACT's "
                          "chunk call ~15x slower through OpenMP contention)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--allow-dirty", action="store_true", help="measure uncommitted code (the result says so)")
     args = ap.parse_args()
+    try:
+        header = provenance.results_header(HERE.parent, allow_dirty=args.allow_dirty)
+    except provenance.SourceStateError as e:
+        sys.exit(f"benchmarks/inference.py: {e}")
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -164,18 +170,11 @@ def main() -> None:
 
     out = {
         "benchmark": "inference",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance.finish_header(header),
         "features": {k: f.to_dict() for k, f in feats.items()},
         "device": str(device),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        },
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch_threads": torch.get_num_threads(),
         "notes": "untrained weights, random stats; batch 1; times from time.perf_counter (CUDA synchronized). "
                  "The load average shows how busy the shared machine was.",
         "results": results,

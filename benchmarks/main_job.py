@@ -10,9 +10,10 @@ command it prints, then the evaluation speed. Writes ``benchmarks/results/main_j
    reads none, envs whose episode ended are held) and as it ran before (every camera rendered every step, ended
    episodes reset and simulated until the whole batch ends). Steps counted are the episodes' own steps.
 
-The record carries the provenance of the measurement: git commit and whether the tree was clean (with the
-SHA-256 of ``git diff HEAD`` when not), the command lines, the resolved training config, the dataset's content
-fingerprint, hardware and library versions.
+The record carries the provenance of the measurement (:func:`robolearn.utils.provenance.results_header`): git
+commit and whether the tree was clean (with the SHA-256 of ``git diff HEAD`` when not), the command lines, the
+resolved training config, the dataset's content fingerprint, hardware, library versions, wall time and load
+average.
 
     python benchmarks/main_job.py [--eval-episodes 50] [--speed-episodes 20] [--out benchmarks/results/main_job.json]
 
@@ -29,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -37,24 +37,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_NAME = "so101_pick_place"
-
-
-def source_state() -> dict:
-    """Commit, clean flag, and the SHA-256 of the uncommitted diff (tracked files) when the tree is dirty
-    (:func:`robolearn.utils.provenance.git_state`, in this results file's keys).
-
-    Raises:
-        RuntimeError: the repo is not a git checkout.
-    """
-    from robolearn.utils import provenance
-
-    git = provenance.git_state(REPO)
-    if git is None:
-        raise RuntimeError(f"{REPO} is not a git checkout: the result could not name its commit")
-    state = {"commit": git["commit"], "clean": not git["dirty"]}
-    if git["dirty"]:
-        state["diff_sha256"] = git["diff_sha256"]
-    return state
 
 
 def run(cmd: list[str], log: Path, env: dict) -> float:
@@ -122,10 +104,12 @@ def main() -> None:
     ap.add_argument("--allow-dirty", action="store_true", help="measure uncommitted code (recorded in the result)")
     a = ap.parse_args()
 
-    source = source_state()
-    if not source["clean"] and not a.allow_dirty:
-        sys.exit("benchmarks/main_job.py: the tree has uncommitted changes; commit them or pass --allow-dirty")
     from robolearn.utils import provenance
+
+    try:
+        header = provenance.results_header(REPO, allow_dirty=a.allow_dirty)
+    except provenance.SourceStateError as e:
+        sys.exit(f"benchmarks/main_job.py: {e}")
 
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="robolearn_main_job_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -148,10 +132,7 @@ def main() -> None:
     curves = json.loads((train_dir / "eval_info.json").read_text()) if (train_dir / "eval_info.json").is_file() else None
     report = {
         "benchmark": "main job: python train.py (fresh data dir), then python eval.py on its export",
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": source,
-        "hardware": provenance.hardware(),
-        "versions": provenance.versions(),
+        **provenance.finish_header(header),
         "train": {"command": shlex.join(["python", *train_cmd[1:]]), "wall_s": train_s,
                   "config": prov[-1]["config"], "dataset": {**prov[-1]["dataset"],
                                                             "fingerprint": provenance.dataset_fingerprint(dataset_root)},

@@ -8,10 +8,11 @@ For each video-encoding mode of the writer (``sync``: encode inside ``save_episo
 ``streaming``: background threads encode during the episode), with and without flushing the saved files to the
 disk (``fsync``, the writer's default, so that a power loss cannot lose a saved episode), it records
 ``--episodes`` episodes of ``--episode-s`` seconds and reports the achieved loop rate, overruns, and the time from
-episode end to ``save_episode()`` return. Writes ``benchmarks/results/record.json`` with the commit (refused on a
-dirty tree unless ``--allow-dirty``), hardware, versions and the load average before and after.
+episode end to ``save_episode()`` return. Writes ``benchmarks/results/record.json`` with the provenance of
+:func:`robolearn.utils.provenance.results_header` (commit, refused on a dirty tree unless ``--allow-dirty``;
+command, hardware, versions, wall time, load average at start and end).
 
-    python benchmarks/record.py [--episodes 2] [--episode-s 4]
+    python benchmarks/record.py [--episodes 2] [--episode-s 4] [--allow-dirty]
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +85,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "record.json")
     ap.add_argument("--allow-dirty", action="store_true", help="measure uncommitted code (the result says so)")
     a = ap.parse_args()
-    repo = Path(__file__).resolve().parents[1]
-    source = provenance.git_state(repo)
-    if source is not None and source["dirty"] and not a.allow_dirty:
-        raise SystemExit("the working tree has uncommitted changes: commit first (or pass --allow-dirty)")
-    load_before = os.getloadavg()
-    t0 = time.perf_counter()
+    try:
+        header = provenance.results_header(Path(__file__).resolve().parents[1], allow_dirty=a.allow_dirty)
+    except provenance.SourceStateError as e:
+        sys.exit(f"benchmarks/record.py: {e}")
     tmp = Path(tempfile.mkdtemp(prefix="bench_record_"))
     try:
         results = {f"{m}{'' if fsync else '_no_fsync'}": run_mode(m, a.episodes, a.episode_s, a.fps,
@@ -101,14 +99,7 @@ def main() -> None:
     report = {
         "benchmark": "record loop, 2 cameras 640x480 @ 30 fps, SO-101 sim (state-only physics + scripted expert)",
         "cameras": "fake (CachedFakeCamera): MuJoCo software rendering of two 640x480 views cannot reach 30 fps here",
-        "command": " ".join(["python", "benchmarks/record.py", *sys.argv[1:]]),
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": source,
-        "hardware": provenance.hardware(),
-        "versions": provenance.versions(),
-        "load_average_1_5_15min": {"before": [round(x, 2) for x in load_before],
-                                   "after": [round(x, 2) for x in os.getloadavg()]},
-        "wall_s": round(time.perf_counter() - t0, 1),
+        **provenance.finish_header(header),
         "fps": a.fps, "episodes": a.episodes, "episode_s": a.episode_s, "tmp_dir": str(tmp.parent),
         "modes": results,
         # the part of save_episode that fsync changes: moving the staged files into place (and flushing them)

@@ -16,19 +16,20 @@ Measured, each for ``--seconds`` of wall time after a short warm-up, with one to
 
 Network sizes: lerobot's defaults (latent 256, MLPs [256, 256], 2 critics) and a small setting ([64, 64]).
 
-    python benchmarks/rl.py [--seconds 10] [--batch-size 256] [--actor-learner-only]
+    python benchmarks/rl.py [--seconds 10] [--batch-size 256] [--allow-dirty]
+    python benchmarks/rl.py --actor-learner-only   # the transport alone, to benchmarks/results/rl_actor_learner.json
 
-The machine's load average is recorded: on a shared machine, throughput scales with the free cores.
+Each run writes its whole file with the provenance of :func:`robolearn.utils.provenance.results_header` (commit,
+refused on a dirty tree unless ``--allow-dirty``; command, hardware, versions, wall time) and the load average at
+start and end: on a shared machine, throughput scales with the free cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import lightning as L
@@ -37,6 +38,7 @@ import torch
 from robolearn.policies.sac import SACPolicy
 from robolearn.rl.actor import EnvActor
 from robolearn.rl.datamodule import OnlineRLDataModule
+from robolearn.utils import provenance
 
 HERE = Path(__file__).resolve().parent
 ENV_ID = "robolearn.envs.planar_arm:robolearn/PlanarReach-v0"
@@ -150,20 +152,27 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lightning-steps", type=int, default=300)
-    p.add_argument("--out", type=Path, default=HERE / "results" / "rl.json")
+    p.add_argument("--out", type=Path, default=None,
+                   help="default: results/rl.json (results/rl_actor_learner.json with --actor-learner-only)")
     p.add_argument("--actor-learner-only", action="store_true",
-                   help="measure only the actor–learner transport and update that entry of --out")
+                   help="measure only the actor–learner transport, in a file of its own")
+    p.add_argument("--allow-dirty", action="store_true", help="measure uncommitted code (the result says so)")
     args = p.parse_args()
+    try:
+        header = provenance.results_header(HERE.parent, allow_dirty=args.allow_dirty)
+    except provenance.SourceStateError as e:
+        sys.exit(f"benchmarks/rl.py: {e}")
+    out = args.out or HERE / "results" / ("rl_actor_learner.json" if args.actor_learner_only else "rl.json")
     torch.set_num_threads(1)
     if args.actor_learner_only:
-        record = json.loads(args.out.read_text()) if args.out.is_file() else {"benchmark": "rl"}
-        record["actor_learner"] = {**measure_actor_learner(args.seconds), "load_average_1m": round(os.getloadavg()[0], 2),
-                                   "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        print("actor_learner:", record["actor_learner"])
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        actor_learner = measure_actor_learner(args.seconds)
+        print("actor_learner:", actor_learner)
+        record = {"benchmark": "rl, actor-learner transport only", **provenance.finish_header(header),
+                  "torch_threads": 1, "actor_learner": actor_learner}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"written to {out}")
         return
-    load_before = os.getloadavg()
     env = measure_env(args.seconds, args.batch_size)
     print("env:", env)
     results = []
@@ -172,21 +181,21 @@ def main() -> None:
              **measure_lightning(size, args.lightning_steps, args.batch_size)}
         print(r)
         results.append(r)
+    actor_learner = measure_actor_learner(args.seconds)
+    print("actor_learner:", actor_learner)
     record = {
         "benchmark": "rl",
         "task": "robolearn/PlanarReach-v0 (velocity control), state-only observations",
         "batch_size": args.batch_size,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": 1, "load_average_1m_before": round(load_before[0], 2),
-                    "load_average_1m_after": round(os.getloadavg()[0], 2),
-                    "python": platform.python_version(), "torch": torch.__version__},
+        **provenance.finish_header(header),
+        "torch_threads": 1,
         "env": env,
         "sac": results,
-        "actor_learner": measure_actor_learner(args.seconds),
+        "actor_learner": actor_learner,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"written to {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

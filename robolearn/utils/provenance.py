@@ -12,6 +12,9 @@ appends a line), with:
 - ``versions``: python, robolearn, torch, lightning, hydra-core, numpy, huggingface_hub, and the platform;
   ``hardware``: CPU model, cores, memory, GPUs;
 - ``slurm``: job/array ids and node when running under SLURM; ``argv``, ``host``, ``time`` (UTC ISO 8601).
+
+Benchmark results files (``benchmarks/results/*.json``) start from :func:`results_header` and end with
+:func:`finish_header`: the commit they were measured at, the command, hardware and versions, wall time.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 _PACKAGES = ("robolearn", "torch", "lightning", "hydra-core", "numpy", "huggingface_hub", "pyarrow", "av")
 _SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SLURM_RESTART_COUNT")
@@ -179,3 +184,75 @@ def append_record(output_dir: str | os.PathLike, record: Mapping[str, Any]) -> P
         f.flush()
         os.fsync(f.fileno())
     return path
+
+
+class SourceStateError(RuntimeError):
+    """The code a result would come from cannot be named: not a git checkout, or uncommitted changes to tracked
+    files without ``allow_dirty``."""
+
+
+class ResultsHeader(dict):
+    """The dict :func:`results_header` returns; it also holds the monotonic start time for :func:`finish_header`
+    (an attribute, so it is not written to JSON)."""
+
+    started: float
+
+
+def results_header(code_dir: str | os.PathLike, argv: Sequence[str] | None = None,
+                   allow_dirty: bool = False) -> ResultsHeader:
+    """Provenance of one benchmark run, taken before it measures anything. Keys:
+
+    - ``source``: ``commit`` (HEAD of the checkout holding ``code_dir``), ``clean`` (no uncommitted changes to
+      tracked files) and, only when not clean, ``diff_sha256`` (SHA-256 of ``git diff HEAD``);
+    - ``command``: the command line, ``python <script relative to the checkout> <args>`` (``argv`` defaults to
+      ``sys.argv``; ``argv[0]`` is the script);
+    - ``time``: start time, UTC ISO 8601 (seconds);
+    - ``hardware``: :func:`hardware` (CPU model, logical cores, memory, GPUs);
+    - ``versions``: :func:`versions` (python, platform, torch, lightning, numpy, ...);
+    - ``load_average_1_5_15min``: ``{"start": [1, 5, 15 min]}``; :func:`finish_header` adds ``"end"``.
+
+    Raises:
+        SourceStateError: ``code_dir`` is not in a git checkout, or its tree is dirty and ``allow_dirty`` is False.
+    """
+    git = git_state(code_dir)
+    if git is None:
+        raise SourceStateError(f"{code_dir} is not in a git checkout: the result could not name its commit")
+    if git["dirty"] and not allow_dirty:
+        raise SourceStateError(f"the tree at {code_dir} has uncommitted changes to tracked files: commit them, or "
+                               f"pass --allow-dirty (the result then records clean: false and the diff's SHA-256)")
+    source = {"commit": git["commit"], "clean": not git["dirty"]}
+    if git["dirty"]:
+        source["diff_sha256"] = git["diff_sha256"]
+    argv = list(sys.argv if argv is None else argv)
+    script = argv[0] if argv else ""
+    top = _git(["rev-parse", "--show-toplevel"], Path(code_dir))
+    if script and top:
+        try:
+            script = Path(script).resolve().relative_to(Path(top).resolve()).as_posix()
+        except ValueError:
+            pass
+    header = ResultsHeader(
+        source=source,
+        command=shlex.join(["python", *([script] if script else []), *argv[1:]]),
+        time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        hardware=hardware(),
+        versions=versions(),
+        load_average_1_5_15min={"start": _loadavg()},
+    )
+    header.started = time.perf_counter()
+    return header
+
+
+def finish_header(header: ResultsHeader) -> ResultsHeader:
+    """Close a :func:`results_header` at the end of the run: ``wall_s`` (seconds since it was taken) and
+    ``load_average_1_5_15min["end"]``. Returns ``header`` (changed in place; calling it again updates both)."""
+    header["wall_s"] = round(time.perf_counter() - header.started, 1)
+    header["load_average_1_5_15min"]["end"] = _loadavg()
+    return header
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):  # not available on this platform
+        return None
