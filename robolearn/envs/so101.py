@@ -1,7 +1,8 @@
 """SO-101 pick-and-place in MuJoCo, with lerobot-style observations.
 
-A thin wrapper around ``lerobot_env_so101/SO101PickPlace-v0`` (package ``lerobot-env-so101``) and its
-scripted expert ``lerobot_env_so101.scripted.PickPlaceController``. It turns the env's native observation
+A thin wrapper around ``lerobot_env_so101/SO101PickPlace-v0`` (package ``lerobot-env-so101``) and a scripted
+expert (:class:`robolearn.envs.so101_expert.PickPlaceExpert`: the package's ``PickPlaceController`` with a looser
+free-space tolerance and a descent that goes on while the jaws close). It turns the env's native observation
 into the keys a LeRobotDataset uses and renders one camera with a goal marker.
 
 Env facts (lerobot-env-so101 0.4.0, measured/read from the package):
@@ -56,10 +57,10 @@ import numpy as np  # noqa: E402
 import lerobot_env_so101  # noqa: E402,F401  (registers the gym ids)
 from lerobot_env_so101.gripper import ctrl_to_normalized  # noqa: E402
 from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE, PICK_PLACE_ENV_ID  # noqa: E402
-from lerobot_env_so101.scripted import PickPlaceController  # noqa: E402
-from lerobot_env_so101.scripted.pick_place import _CAREFUL_PHASES, _HOLD_STEPS, CAREFUL_SPEED, Phase  # noqa: E402
+from lerobot_env_so101.scripted.pick_place import CAREFUL_SPEED, CLOSE_STEPS, Phase  # noqa: E402
 
-_HOLD_PHASES = tuple(_HOLD_STEPS)
+from robolearn.envs.so101_expert import CAREFUL_PHASES, HOLD_STEPS, PickPlaceExpert  # noqa: E402
+
 
 ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
 GRIPPER_JOINT = "gripper"
@@ -182,7 +183,7 @@ class SO101PickPlaceSim:
         self._arm_qpos_adr = np.asarray([model.joint(name).qposadr[0] for name in ARM_JOINTS])
         self._gripper_qpos_adr = model.joint(GRIPPER_JOINT).qposadr[0]
         self._gripper_ctrlrange = model.actuator(GRIPPER_JOINT).ctrlrange.copy()
-        self.expert = PickPlaceController(action_scale=self.action_scale)
+        self.expert = PickPlaceExpert(action_scale=self.action_scale)
         self._renderer: mujoco.Renderer | None = None
 
     # ------------------------------------------------------------------ description
@@ -312,7 +313,7 @@ class SO101PickPlaceSim:
 
 
 def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = None,
-                   action_noise: float = 0.0) -> tuple[list[Mapping], bool]:
+                   action_noise: float = 0.0, missed_grasps: float = 0.0) -> tuple[list[Mapping], bool]:
     """Run the expert for one episode; returns per-step frames (obs_t, action_t, next.*) and success.
 
     Each frame holds the observation *before* the step, the action taken from it, and ``next.reward``,
@@ -327,14 +328,27 @@ def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = No
     own speed limit in its current phase (:func:`phase_noise_scale`: 1 in free space, 0.4 next to the block,
     0 while the jaws close or open). The noise is drawn from ``numpy.random.default_rng(seed)``, so an
     episode is reproducible from its seed.
+
+    ``missed_grasps`` is the fraction of episodes whose first grasp is made to miss, in the same way: while the
+    jaws close, the env executes a rise of ``CAREFUL_SPEED`` per step (for 1 to ``CLOSE_STEPS`` steps, drawn per
+    episode) instead of the expert's descent, and the frames record the expert's commands. The expert then finds
+    the block not in its jaws, reopens them and grasps again (:class:`~robolearn.envs.so101_expert.PickPlaceExpert`),
+    so the demonstrations show what to do after a missed grasp, the commonest failure of a learned policy
+    (``docs/main_job.md``). Which episodes miss, and for how long they rise, is drawn from
+    ``numpy.random.default_rng([seed, 2])``.
     """
     obs, _ = sim.reset(seed=seed)
     frames: list[Mapping] = []
     success = False
     rng = np.random.default_rng(seed)
+    miss_rng = np.random.default_rng([int(seed), 2])
+    rise_steps = int(miss_rng.integers(1, CLOSE_STEPS + 1)) if miss_rng.random() < missed_grasps else 0
     while True:
         action = sim.expert_action()
         executed = _with_noise(action, action_noise * phase_noise_scale(sim.expert.phase), rng)
+        if rise_steps and sim.expert.phase is Phase.CLOSE and not sim.expert.regrasps:
+            executed = np.asarray([0.0, 0.0, CAREFUL_SPEED, action[3]], dtype=np.float32)
+            rise_steps -= 1
         next_obs, reward, terminated, truncated, info = sim.step(executed)
         success = info["success"]
         stop = terminated or truncated or (max_steps is not None and len(frames) + 1 >= max_steps)
@@ -353,12 +367,12 @@ def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = No
 
 
 def phase_noise_scale(phase: Phase) -> float:
-    """Relative DART noise in a phase of ``PickPlaceController``: its speed limit there (1.0 in free space,
+    """Relative DART noise in a phase of the expert (:class:`~robolearn.envs.so101_expert.PickPlaceExpert`): its speed limit there (1.0 in free space,
     ``CAREFUL_SPEED`` = 0.4 while descending to, lifting or lowering the block), 0.0 in the hold phases (jaws
     closing or opening) and once done."""
-    if phase in _HOLD_PHASES or phase is Phase.DONE:
+    if phase in HOLD_STEPS or phase is Phase.DONE:
         return 0.0
-    return CAREFUL_SPEED if phase in _CAREFUL_PHASES else 1.0
+    return CAREFUL_SPEED if phase in CAREFUL_PHASES else 1.0
 
 
 def _with_noise(action: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:

@@ -91,7 +91,7 @@ class SO101PickPlaceEnv(gym.Env):
 
 
 class SO101Expert(ScriptedExpert):
-    """lerobot_env_so101's ``PickPlaceController`` (through :meth:`SO101PickPlaceSim.expert_action`) as a
+    """The pick-place expert (:class:`robolearn.envs.so101_expert.PickPlaceExpert`, through :meth:`SO101PickPlaceSim.expert_action`) as a
     :class:`ScriptedExpert` for :class:`SO101PickPlaceEnv` (any wrappers around it).
 
     Raises:

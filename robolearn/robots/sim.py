@@ -244,7 +244,8 @@ class SO101SimRobot(SimRobot):
         return out
 
     def expert_action(self) -> np.ndarray:
-        """``lerobot_env_so101``'s ``PickPlaceController`` action for the current state (float32 (4,))."""
+        """The pick-place expert's action (:class:`robolearn.envs.so101_expert.PickPlaceExpert`) for the current
+        state (float32 (4,))."""
         self._require()
         return self.sim.expert_action()
 
