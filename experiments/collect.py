@@ -41,7 +41,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import yaml
 
-__all__ = ["RunResult", "check_provenance", "load_multirun", "summarize", "write_table", "write_csv", "plot_sweep", "plot_curves"]
+__all__ = ["RunResult", "check_provenance", "load_multirun", "summarize", "write_table", "write_csv", "plot_sweep",
+           "plot_curves"]
 
 
 @dataclass

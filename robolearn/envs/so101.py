@@ -2,8 +2,8 @@
 
 A thin wrapper around ``lerobot_env_so101/SO101PickPlace-v0`` (package ``lerobot-env-so101``) and a scripted
 expert (:class:`robolearn.envs.so101_expert.PickPlaceExpert`: the package's ``PickPlaceController`` with a looser
-free-space tolerance and a descent that goes on while the jaws close). It turns the env's native observation
-into the keys a LeRobotDataset uses and renders one camera with a goal marker.
+free-space tolerance, a descent that goes on while the jaws close, and a re-grasp). It turns the env's native
+observation into the keys a LeRobotDataset uses and renders one camera with a goal marker.
 
 Env facts (lerobot-env-so101 0.4.0, measured/read from the package):
 
@@ -367,9 +367,9 @@ def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = No
 
 
 def phase_noise_scale(phase: Phase) -> float:
-    """Relative DART noise in a phase of the expert (:class:`~robolearn.envs.so101_expert.PickPlaceExpert`): its speed limit there (1.0 in free space,
-    ``CAREFUL_SPEED`` = 0.4 while descending to, lifting or lowering the block), 0.0 in the hold phases (jaws
-    closing or opening) and once done."""
+    """Relative DART noise in a phase of the expert (:class:`~robolearn.envs.so101_expert.PickPlaceExpert`): its
+    speed limit there (1.0 in free space, ``CAREFUL_SPEED`` = 0.4 while descending to, lifting or lowering the
+    block), 0.0 in the hold phases (jaws closing or opening) and once done."""
     if phase in HOLD_STEPS or phase is Phase.DONE:
         return 0.0
     return CAREFUL_SPEED if phase in CAREFUL_PHASES else 1.0
