@@ -114,3 +114,19 @@ def test_default_run_learns(tmp_path):
                    cwd=REPO, env=env, check=True, timeout=1800)
     agg = json.loads((out / "eval_info.json").read_text())["aggregated"]
     assert agg["pc_success"] >= 80.0, agg
+
+
+def test_main_job_benchmark_measures_a_variant(tmp_path):
+    """benchmarks/main_job.py with train.py overrides (the way the camera variant is measured) and no speed part."""
+    out = tmp_path / "result.json"
+    cmd = [sys.executable, "benchmarks/main_job.py", "--allow-dirty", "--eval-episodes", "2", "--speed-episodes", "0",
+           "--out", str(out), "--work-dir", str(tmp_path / "work"), *TINY]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert record["train"]["command"].startswith("python train.py dataset.generator.num_episodes=2 ")
+    assert record["train"]["config"]["trainer"]["max_steps"] == 4
+    assert record["train"]["dataset"]["total_episodes"] == 2 and record["train"]["dataset"]["fingerprint"]
+    assert record["eval"]["n_episodes"] == 2 and record["eval_speed"] is None
+    assert record["source"]["commit"] and isinstance(record["source"]["clean"], bool)
