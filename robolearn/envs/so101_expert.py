@@ -6,9 +6,9 @@ commands, hold lengths and time-outs are the package's (lerobot-env-so101 0.4.0)
 close the jaws, lift, traverse above the goal, lower, open, retreat. Three things differ, each found by watching
 the main job's policy fail (``docs/main_job.md``) and measured with ``robolearn.envs.so101.rollout_expert``:
 
-- **Free-space phases end within ``free_space_tolerance`` (1.5 cm) of their target**, not 4 mm. Hovering above the
-  block and traversing above the goal are followed by careful phases that servo onto the block or the goal in x
-  and y anyway. With DART noise (7.5 mm per step in free space) the package's expert dithered for tens of steps
+- **Free-space phases (hover, traverse, retreat) end within ``free_space_tolerance`` (1.5 cm) of their target**,
+  not 4 mm. Hovering above the block and traversing above the goal are followed by careful phases that servo onto
+  the block or the goal in x and y anyway; retreating is the last move. With DART noise (7.5 mm per step in free space) the package's expert dithered for tens of steps
   around the hover point until it happened to be within 4 mm, and a policy trained on those frames hovered the
   same way until the 300-step limit. The careful phases keep the package's 4 mm.
 - **The arm keeps descending while the jaws close** (``servo_while_closing``): during the ``CLOSE_STEPS`` the
@@ -39,7 +39,7 @@ from lerobot_env_so101.scripted.pick_place import (
 )
 from lerobot_env_so101.scripted.reach_close import GRIPPER_CLOSED, GRIPPER_OPEN
 
-# Distance (metres) at which hovering above the block or traversing above the goal counts as arrived.
+# Distance (metres) at which a free-space phase (hover, traverse, retreat) counts as arrived.
 FREE_SPACE_TOLERANCE = 0.015
 
 PHASE_ORDER = (Phase.HOVER, Phase.DESCEND, Phase.CLOSE, Phase.LIFT, Phase.TRAVERSE, Phase.LOWER, Phase.OPEN,
@@ -60,7 +60,7 @@ class PickPlaceExpert:
 
     Args:
         action_scale: metres per unit of position action (the env's ``action_scale``; 0.025 at 10 fps).
-        free_space_tolerance: metres within which the hover and traverse phases end (see the module docstring).
+        free_space_tolerance: metres within which the hover, traverse and retreat phases end (module docstring).
         servo_while_closing: keep moving towards the grasp height while the jaws close (False: hold still, as the
             package's controller).
 
