@@ -8,9 +8,10 @@ the main job's policy fail (``docs/main_job.md``) and measured with ``robolearn.
 
 - **Free-space phases (hover, traverse, retreat) end within ``free_space_tolerance`` (1.5 cm) of their target**,
   not 4 mm. Hovering above the block and traversing above the goal are followed by careful phases that servo onto
-  the block or the goal in x and y anyway; retreating is the last move. With DART noise (7.5 mm per step in free space) the package's expert dithered for tens of steps
-  around the hover point until it happened to be within 4 mm, and a policy trained on those frames hovered the
-  same way until the 300-step limit. The careful phases keep the package's 4 mm.
+  the block or the goal in x and y anyway; retreating is the last move. With DART noise (7.5 mm per step in free
+  space) the package's expert dithered for tens of steps around the hover point until it happened to be within
+  4 mm, and a policy trained on those frames hovered the same way until the 300-step limit. The careful phases keep
+  the package's 4 mm.
 - **The arm keeps descending while the jaws close** (``servo_while_closing``): during the ``CLOSE_STEPS`` the
   expert commands its descent motion (towards ``GRASP_HEIGHT`` above the block centre, at most ``CAREFUL_SPEED``)
   where the package holds still. Jaws closed 2 cm above the grasp height (two careful steps early) then still lift
