@@ -9,8 +9,9 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from robolearn.envs.factory import EnvSpec, make_vec_env
@@ -92,7 +93,7 @@ def evaluate_policy(policy: Policy, spec: EnvSpec, n_episodes: int, batch_size: 
         ``{"aggregated": {...}, "per_task": {task: {...}}, "per_episode": [{...}], "video_paths": [...],
         "env": name, "n_episodes", "batch_size", "seed"}`` (also written to ``eval_info.json``); ``aggregated``
         holds :func:`~robolearn.eval.metrics.aggregate`'s keys plus ``eval_s`` (wall time, seconds, videos
-        included) and ``eval_ep_s`` (``eval_s / n_episodes``).
+        included), ``eval_ep_s`` (``eval_s / n_episodes``) and :func:`select_action_timing`'s keys.
 
     Raises:
         ValueError: bad counts, or policy/env features that differ (one message listing both).
@@ -108,6 +109,7 @@ def evaluate_policy(policy: Policy, spec: EnvSpec, n_episodes: int, batch_size: 
     vec_env = make_vec_env(spec, batch_size, use_async=use_async_envs, with_expert=with_expert, hold_when_done=True)
     episodes: list[EpisodeResult] = []
     video_paths: list[str] = []
+    timings: list[float] = []
     start = time.perf_counter()
     try:
         check_policy_features(policy_features, spec.features(vec_env.single_observation_space), env_name=f"env {spec.name!r}")
@@ -121,7 +123,7 @@ def evaluate_policy(policy: Policy, spec: EnvSpec, n_episodes: int, batch_size: 
                 seeds = [seed + i for i in indices]
                 render = [j for j, i in enumerate(indices) if i < min(max_episodes_rendered, n_episodes)]
                 results, frames = rollout_batch(vec_env, policy, spec, seeds, indices, policy_keys=policy_keys,
-                                                render_envs=render)
+                                                render_envs=render, timings=timings)
                 kept = [r for r in results if r.episode_index < n_episodes]
                 episodes.extend(kept)
                 for j, images in frames.items():
@@ -134,7 +136,8 @@ def evaluate_policy(policy: Policy, spec: EnvSpec, n_episodes: int, batch_size: 
         policy.reset()
 
     elapsed = time.perf_counter() - start
-    aggregated = {**aggregate(episodes), "eval_s": elapsed, "eval_ep_s": elapsed / n_episodes}
+    aggregated = {**aggregate(episodes), "eval_s": elapsed, "eval_ep_s": elapsed / n_episodes,
+                  **select_action_timing(timings)}
     info = {
         "env": spec.name,
         "n_episodes": n_episodes,
@@ -151,6 +154,22 @@ def evaluate_policy(policy: Policy, spec: EnvSpec, n_episodes: int, batch_size: 
         if write_plot:
             plot_episodes(episodes, Path(output_dir) / PLOT_NAME, title=spec.name)
     return info
+
+
+def select_action_timing(timings: Sequence[float]) -> dict[str, float | int]:
+    """Summary of ``select_action`` wall times (seconds, one per call for a batch of envs), in milliseconds.
+
+    Returns:
+        ``select_action_calls``, and ``select_action_ms_mean`` / ``_p50`` / ``_p90`` / ``_max`` (absent when there
+        were no calls). With action chunking most calls pop a queued action, so ``_mean`` is the policy's cost per
+        control step and ``_max`` (or ``_p90``) approaches the cost of computing a new chunk.
+    """
+    out: dict[str, float | int] = {"select_action_calls": len(timings)}
+    if timings:
+        ms = np.asarray(timings, dtype=np.float64) * 1e3
+        out.update(select_action_ms_mean=float(ms.mean()), select_action_ms_p50=float(np.percentile(ms, 50)),
+                   select_action_ms_p90=float(np.percentile(ms, 90)), select_action_ms_max=float(ms.max()))
+    return out
 
 
 def prepare_policy(policy: Any, device: str | torch.device | None = None) -> Any:

@@ -9,6 +9,8 @@ truncated).
 
 from __future__ import annotations
 
+import time
+
 from typing import Any, Protocol, Sequence
 
 import gymnasium as gym
@@ -53,7 +55,8 @@ def _info_array(info: dict[str, Any], key: str, n: int) -> np.ndarray | None:
 
 def rollout_batch(vec_env: gym.vector.VectorEnv, policy: Policy, spec: EnvSpec, seeds: Sequence[int],
                   episode_indices: Sequence[int], policy_keys: set[str] | None = None,
-                  max_steps: int | None = None, render_envs: Sequence[int] = ()) -> tuple[list[EpisodeResult], dict[int, list[np.ndarray]]]:
+                  max_steps: int | None = None, render_envs: Sequence[int] = (),
+                  timings: list[float] | None = None) -> tuple[list[EpisodeResult], dict[int, list[np.ndarray]]]:
     """Roll out one episode in each env of ``vec_env`` (``B = vec_env.num_envs``).
 
     Args:
@@ -69,6 +72,8 @@ def rollout_batch(vec_env: gym.vector.VectorEnv, policy: Policy, spec: EnvSpec, 
         max_steps: step cap (default ``spec.max_episode_steps``).
         render_envs: env positions whose frames (``env.render()``, uint8 (H, W, 3)) are collected from the
             reset state to the end of their episode.
+        timings: when given, the wall time (seconds) of each ``select_action`` call, the actions copied to the
+            host included, is appended to it (one call per step for the whole batch).
 
     Returns:
         ``(results, frames)``: one :class:`EpisodeResult` per env, and ``{env position: [frame, ...]}``.
@@ -112,8 +117,11 @@ def rollout_batch(vec_env: gym.vector.VectorEnv, policy: Policy, spec: EnvSpec, 
             if EXPERT_ACTION_KEY in info:
                 batch[EXPERT_BATCH_KEY] = torch.as_tensor(np.asarray(info[EXPERT_ACTION_KEY], dtype=np.float32),
                                                           device=device)
+            t0 = time.perf_counter()
             action = policy.select_action(batch)
             action = action.detach().cpu().numpy() if isinstance(action, torch.Tensor) else np.asarray(action)
+            if timings is not None:
+                timings.append(time.perf_counter() - t0)
             if action.shape != tuple(action_shape):
                 raise ValueError(f"policy returned actions of shape {action.shape}; env {spec.name!r} expects "
                                  f"{tuple(action_shape)} (batch, action_dim)")

@@ -152,8 +152,14 @@ def resolve_pretrained_path(path_or_repo_id: str | os.PathLike, revision: str | 
 
 
 def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu", strict: bool = True,
-                revision: str | None = None) -> PolicyModule:
+                revision: str | None = None, overrides: Mapping[str, Any] | None = None) -> PolicyModule:
     """Rebuild a saved policy (in eval mode, on ``map_location``) from a folder or a Hub model id.
+
+    ``overrides`` replaces saved constructor arguments that do not change the weights, for inference ablations:
+    e.g. ``{"noise_scheduler_type": "DDPM", "num_inference_steps": 100}`` for a Diffusion policy, or
+    ``{"n_action_steps": 1, "temporal_ensemble_coeff": 0.01}`` for ACT
+    (``python eval.py policy.path=<dir> 'policy.overrides={num_inference_steps: 100}'``). Each key must be an
+    argument the saved config already holds, and the weights must still load (``strict``).
 
     Accepted: a folder written by :func:`save_pretrained` (``config.yaml``), a lerobot ``pretrained_model``
     folder (``config.json`` with ``"type"``; loaded by :func:`robolearn.policies.lerobot_compat.load_lerobot_policy`,
@@ -167,18 +173,28 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
         KeyError: the robolearn config has no ``policy._target_``.
         RuntimeError: the weights do not match the rebuilt module (robolearn format, with ``strict``).
         ValueError: (``LerobotFormatError``) unsupported lerobot type/config value, or missing/renamed tensors,
-            named in the message.
+            named in the message; an ``overrides`` key the saved config does not hold, or overrides given for a
+            lerobot-format folder.
     """
     from robolearn.policies.weights_file import load_weights
 
     path = resolve_pretrained_path(path, revision=revision)
+    overrides = dict(overrides or {})
     if pretrained_format(path) == "lerobot":
         from robolearn.policies.lerobot_compat import load_lerobot_policy
 
+        if overrides:
+            raise ValueError(f"{path}: overrides {sorted(overrides)} apply to robolearn-format folders "
+                             "(config.yaml), not to lerobot's config.json")
         return load_lerobot_policy(path, map_location=map_location)
     cls, kwargs, features = read_robolearn_config(path)
     for key in _TRAINING_ONLY:
         kwargs.pop(key, None)
+    unknown = sorted(set(overrides) - set(kwargs))
+    if unknown:
+        raise ValueError(f"{path / CONFIG_NAME}: overrides {unknown} are not arguments of the saved "
+                         f"{cls.__name__} config; it holds {sorted(kwargs)}")
+    kwargs.update(overrides)
     policy = cls(features=features, stats=None, **kwargs)
     state = load_weights(path / WEIGHTS_NAME, device=str(map_location))
     policy.load_state_dict(state, strict=strict)

@@ -30,6 +30,9 @@ def test_constant_policy_outputs_and_determinism(tmp_path):
     assert agg["n_episodes"] == 3
     assert agg["avg_sum_reward"] == pytest.approx(np.mean([e["sum_reward"] for e in info["per_episode"]]))
     assert set(info["per_task"]) == {"push"}
+    # one timed select_action call per step of each batch (5 steps, 2 batches)
+    assert agg["select_action_calls"] == 10
+    assert 0 <= agg["select_action_ms_p50"] <= agg["select_action_ms_p90"] <= agg["select_action_ms_max"]
 
     on_disk = json.loads((tmp_path / "a" / "eval_info.json").read_text())
     assert on_disk["aggregated"] == agg

@@ -28,6 +28,26 @@ def test_save_pretrained_load_policy_identical_outputs(tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["pretrained_model"]
 
 
+def test_load_policy_overrides_inference_settings(tmp_path):
+    import pytest
+
+    torch.manual_seed(0)
+    f = features()
+    p = DiffusionPolicy(f, stats(f), **TINY_DIFFUSION, noise_scheduler_type="DDPM").eval()
+    out = save_pretrained(p, tmp_path / "pretrained_model")
+    assert load_policy(out).diffusion.num_inference_steps == 10
+    q = load_policy(out, overrides={"noise_scheduler_type": "DDIM", "num_inference_steps": 2})
+    assert type(q.diffusion.noise_scheduler).__name__ == "DDIMScheduler" and q.diffusion.num_inference_steps == 2
+    assert q.predict_action_chunk(observation(f)).shape[-1] == 2
+    a = ACTPolicy(f, stats(f), **TINY_ACT).eval()
+    out = save_pretrained(a, tmp_path / "act")
+    e = load_policy(out, overrides={"n_action_steps": 1, "temporal_ensemble_coeff": 0.01})
+    assert e.temporal_ensembler is not None
+    with pytest.raises(ValueError, match=r"config.yaml: overrides \['num_inference_step'\] are not arguments of "
+                                         r"the saved ACTPolicy config; it holds \[.*'chunk_size'"):
+        load_policy(out, overrides={"num_inference_step": 3})
+
+
 def test_lightning_checkpoint_reloads(tmp_path):
     torch.manual_seed(0)
     f = features(image=False, env=True)
