@@ -1,0 +1,1 @@
+"""robolearn's Optuna sweeper, a Hydra plugin (``hydra/sweeper=robolearn_optuna``); see :mod:`.optuna_sweeper`."""
