@@ -519,25 +519,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     out = args.out.resolve()
     results = (args.results or REPO / "experiments" / "results" / spec["name"]).resolve()
     runs, evals = plan(spec, out, smoke=args.smoke)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
-           "WANDB_MODE": "offline", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    print(f"[reproduce {spec['name']}] {len(runs)} training runs, {len(evals)} evaluations; runs in {out / spec['run_group']}; "
-          f"{args.jobs} at a time, {threads} threads each", flush=True)
-    # The first run of each variant alone: it generates or converts a dataset the others then share.
+    cpus = os.cpu_count() or 1
+    threads = max(1, cpus // args.jobs)
+
+    def env_with(n: int) -> dict[str, str]:
+        return {**os.environ, "OMP_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n), "HF_HUB_OFFLINE": "1",
+                "WANDB_MODE": "offline", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+
+    env = env_with(threads)
+    print(f"[reproduce {spec['name']}] {len(runs)} training runs, {len(evals)} evaluations; runs in "
+          f"{out / spec['run_group']}; {args.jobs} at a time, {threads} threads each", flush=True)
+    # The first run of each variant alone, on every core: it generates or converts a dataset the others share.
     firsts = {r.variant: r for r in reversed(runs)}
     for run in firsts.values():
-        print(do_train(run, args.accelerator, env, head), flush=True)
+        print(do_train(run, args.accelerator, env_with(cpus), head), flush=True)
+    # Then the other trainings, and each run's evaluations as soon as its training is done (a worker waiting for a
+    # training only waits while another worker trains).
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for status in pool.map(lambda r: do_train(r, args.accelerator, env, head),
-                               [r for r in runs if r not in firsts.values()]):
-            print(status, flush=True)
-        for status in pool.map(lambda e: do_eval(e, args.accelerator, env), evals):
-            print(status, flush=True)
+        trained = {r: pool.submit(do_train, r, args.accelerator, env, head) for r in runs if r not in firsts.values()}
+
+        def evaluate(ev: EvalRun) -> str:
+            if ev.train in trained:
+                trained[ev.train].result()
+            return do_eval(ev, args.accelerator, env)
+
+        order = {r: i for i, r in enumerate(runs)}
+        evaluated = [pool.submit(evaluate, e) for e in sorted(evals, key=lambda e: order[e.train])]
+        for future in [*trained.values(), *evaluated]:
+            print(future.result(), flush=True)
     rows, records = summarize(spec, runs, evals, args.allow_dirty)
     results.mkdir(parents=True, exist_ok=True)
     record = {**finish_header(header), "reproduction": spec["name"], "smoke": args.smoke, "spec": spec,
-              "rows": rows, "runs": records,
+              "jobs": args.jobs, "threads_per_command": threads, "first_run_threads": cpus, "rows": rows,
+              "runs": records,
               "compute_s": round(sum((r["train"].get("seconds") or 0) + sum(e.get("seconds") or 0
                                                                              for e in r["evals"].values())
                                      for r in records.values()), 1)}
