@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from robolearn.datasets.errors import DatasetFormatError
+from robolearn.datasets.sampler import EpochShuffleSampler
 from robolearn.features import PolicyFeature, dataset_to_policy_features
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class LeRobotDataModule(L.LightningDataModule):
         video_backend: decoder name passed to the reader (None = default).
         generator: optional callable ``generator(root: Path, repo_id: str)`` that creates the dataset
             when ``root`` does not hold one yet (used by the embedded default dataset).
-        seed: seed of the train/val episode split (and of the streaming shuffle).
+        seed: seed of the train/val episode split and of the shuffle order (each epoch's permutation depends only
+            on it and the epoch: :class:`~robolearn.datasets.sampler.EpochShuffleSampler`; the streaming shuffle).
         streaming: read with :class:`~robolearn.datasets.streaming.StreamingLeRobotDataset` (sequential episode
             reads, shuffle buffer, no up-front loading or download) instead of the map-style reader.
         buffer_size: shuffle buffer size in items when ``streaming``.
@@ -262,16 +264,21 @@ class LeRobotDataModule(L.LightningDataModule):
                 kwargs["prefetch_factor"] = self.prefetch_factor
         train = shuffle
         loader_cls = DataLoader
+        sampler = None
         if isinstance(dataset, IterableDataset):
             shuffle = False  # the streaming dataset shuffles itself (episode order + buffer)
         else:
-            # Its state (sampler position and generator) is saved in Lightning checkpoints, so a run resumed
-            # mid-epoch (a requeued SLURM job) continues with the batches the uninterrupted run would have seen.
+            # Its state (the sampler's epoch and position) is saved in Lightning checkpoints, so a run resumed
+            # mid-epoch (a requeued SLURM job) continues with the batches the uninterrupted run would have seen, in
+            # this epoch and the next ones (each epoch's order depends only on the seed and the epoch).
             loader_cls = StatefulDataLoader
+            if shuffle:
+                sampler, shuffle = EpochShuffleSampler(len(dataset), seed=self.seed), False
         return loader_cls(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=workers,
             pin_memory=self.pin_memory,
             drop_last=self.drop_last and train and len(dataset) >= self.batch_size,
