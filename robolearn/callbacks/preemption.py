@@ -8,7 +8,10 @@ optimizer, loop progress and the ``StatefulDataLoader`` position) to ``<checkpoi
 to a temporary name and renamed, so a SIGKILL during the write leaves the previous ``last.ckpt`` intact. With
 ``ckpt_path=auto`` the requeued job (same run dir) continues from it, and ``${run_id:...}`` keeps its W&B run id.
 Submitit ignores the SIGTERM itself, and ``SIGTERMException`` is a ``SystemExit``, so the stopped attempt writes no
-result and the launcher waits for the requeued one.
+result and the launcher waits for the requeued one. SLURM signals every process of the job: when another one dies
+first and makes training fail (W&B's service process, whose loss breaks the next ``wandb.log``), the failure is
+turned into the same ``SIGTERMException`` (nothing is saved mid-step; the requeued job resumes from the last
+checkpoint).
 """
 
 from __future__ import annotations
@@ -47,7 +50,16 @@ class PreemptionCheckpoint(L.Callback):
         return None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, SIGTERMException) or trainer.global_step == 0:
+        if not isinstance(exception, SIGTERMException):
+            if trainer.received_sigterm:
+                # The SIGTERM reached the job's other processes too (W&B's service, data workers), and one of them
+                # failed first. The state is mid-step, so nothing is saved; the attempt ends as preempted (a
+                # SystemExit, not an error result) and the requeued job resumes from the last checkpoint.
+                log.warning("after a SIGTERM, training failed with %s: %s; ending as preempted",
+                            type(exception).__name__, exception)
+                raise SIGTERMException() from exception
+            return
+        if trainer.global_step == 0:
             return
         path = self._last_path(trainer)
         if path is None:
