@@ -5,7 +5,7 @@
 #   sudo scripts/local_slurm.sh down     # cancel every job, stop the daemons
 # One partition, "cpu" (the default), sized to this machine (all cores, 90 % of the memory). Daemons run as root
 # with process tracking by /proc (no cgroups), job state in /var/spool/slurmctld; logs in /var/log/slurm.
-# Then: python train.py -m hydra/launcher=slurm_cpu sweeps=seeds2 ...   (see docs/cluster.md)
+# Then: python train.py -m hydra/launcher=slurm_cpu sweeps=seeds2 ...   (README: "Experiments, sweeps and clusters")
 set -euo pipefail
 
 CONF_DIR=/etc/slurm
