@@ -81,10 +81,11 @@ class TrainRun:
 
 @dataclass(frozen=True)
 class EvalRun:
-    """One ``eval.py`` run: an arm of the table, evaluating one training run."""
+    """One ``eval.py`` run: an arm of the table, evaluating one training run (None: a baseline arm, e.g. the
+    scripted expert, whose policy comes from its overrides)."""
 
     arm: str
-    train: TrainRun
+    train: TrainRun | None
     out_dir: Path
     overrides: tuple[str, ...]
 
@@ -104,7 +105,8 @@ def load_spec(name: str, spec_dir: Path = SPEC_DIR) -> dict[str, Any]:
     full-scale command), ``budget`` (the stated CPU cost), ``seeds`` (training seeds, >= 1 int), ``train``
     (``common``: overrides of every run; ``variants``: ``{variant: [overrides]}``), ``eval`` (``common``: overrides
     of every evaluation, e.g. ``env=...`` and ``eval.n_episodes=50``), ``arms`` (a list of ``{name, train: variant,
-    eval: [overrides], x: number}``), ``plot`` (``x``: ``"arm"``, ``"x"`` or an ``aggregated`` key of
+    eval: [overrides], x: number}``; ``train: null`` is a baseline arm, such as ``policy=scripted``, evaluated once),
+    ``plot`` (``x``: ``"arm"``, ``"x"`` or an ``aggregated`` key of
     ``eval_info.json`` such as ``select_action_ms_mean``; ``xlabel``; ``log_x``; ``extra``: aggregated keys
     tabulated beside success), ``smoke`` (``train``/``eval`` overrides appended with ``--smoke``) and
     ``run_group`` (the folder under ``--out`` holding the runs; default the spec's name).
@@ -153,8 +155,12 @@ def load_spec(name: str, spec_dir: Path = SPEC_DIR) -> dict[str, Any]:
     names = set()
     for i, arm in enumerate(spec["arms"] or []):
         if not isinstance(arm, dict) or "name" not in arm or "train" not in arm:
-            raise SpecError(f"{path}: arms[{i}] needs a name and a train variant, got {arm!r}")
-        if arm["train"] not in spec["train"]["variants"]:
+            raise SpecError(f"{path}: arms[{i}] needs a name and a train variant (null for a baseline), got {arm!r}")
+        if arm["train"] is None:
+            if not any(str(o).startswith("policy=") for o in arm.get("eval") or []):
+                raise SpecError(f"{path}: arms[{i}] ({arm['name']}) trains nothing, so its eval overrides must "
+                                "choose a policy (e.g. policy=scripted)")
+        elif arm["train"] not in spec["train"]["variants"]:
             raise SpecError(f"{path}: arms[{i}] ({arm['name']}) trains {arm['train']!r}, not one of "
                             f"{sorted(spec['train']['variants'])}")
         if arm["name"] in names:
@@ -198,7 +204,10 @@ def plan(spec: dict[str, Any], out: Path, smoke: bool = False) -> tuple[list[Tra
             for v in used for s in spec["seeds"]}
     evals = [EvalRun(a["name"], runs[a["train"], s], runs[a["train"], s].run_dir / "evals" / a["name"],
                      merge_overrides(spec["eval"]["common"], a["eval"], extra_eval))
-             for a in spec["arms"] for s in spec["seeds"]]
+             for a in spec["arms"] if a["train"] is not None for s in spec["seeds"]]
+    evals += [EvalRun(a["name"], None, base / "baselines" / a["name"],
+                      merge_overrides(spec["eval"]["common"], a["eval"], extra_eval))
+              for a in spec["arms"] if a["train"] is None]
     return list(runs.values()), evals
 
 
@@ -233,8 +242,9 @@ def train_command(run: TrainRun, accelerator: str) -> list[str]:
 
 
 def eval_command(ev: EvalRun, accelerator: str) -> list[str]:
-    """``eval.py`` on the run's export into ``ev.out_dir`` (no videos; no ``.hydra/`` there)."""
-    return [sys.executable, "eval.py", f"policy.path={ev.train.run_dir}/checkpoints/pretrained_model", *ev.overrides,
+    """``eval.py`` on the run's export (or the baseline's policy) into ``ev.out_dir`` (no videos; no ``.hydra/``)."""
+    policy = [] if ev.train is None else [f"policy.path={ev.train.run_dir}/checkpoints/pretrained_model"]
+    return [sys.executable, "eval.py", *policy, *ev.overrides,
             "eval.progress=false", "eval.max_episodes_rendered=0", f"hydra.run.dir={ev.out_dir}",
             "hydra.output_subdir=null", f"device={'cuda' if accelerator == 'gpu' else 'cpu'}"]
 
@@ -344,13 +354,15 @@ def summarize(spec: dict[str, Any], runs: Sequence[TrainRun], evals: Sequence[Ev
             per_episode = info.get("per_episode") or []
             k = sum(bool(e.get("success")) for e in per_episode)
             successes, episodes = successes + k, episodes + len(per_episode)
-            per_seed[ev.train.seed] = 100.0 * k / max(1, len(per_episode))
+            seed = "baseline" if ev.train is None else ev.train.seed
+            per_seed[seed] = 100.0 * k / max(1, len(per_episode))
             for key in extras:
                 value = (info.get("aggregated") or {}).get(key)
                 if value is not None:
                     extras[key].append(float(value))
-            record = records[f"{ev.train.variant}/seed{ev.train.seed}"]
-            record["evals"][arm["name"]] = {"pc_success": per_seed[ev.train.seed], "n_episodes": len(per_episode),
+            key = "baselines" if ev.train is None else f"{ev.train.variant}/seed{ev.train.seed}"
+            record = records.setdefault(key, {"problems": [], "train": {}, "evals": {}})
+            record["evals"][arm["name"]] = {"pc_success": per_seed[seed], "n_episodes": len(per_episode),
                                             **_json(ev.out_dir / "eval_done.json")}
             unverified += bool(record["problems"])
         low, high = wilson_interval(successes, episodes) if episodes else (float("nan"), float("nan"))
@@ -544,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
             return do_eval(ev, args.accelerator, env)
 
         order = {r: i for i, r in enumerate(runs)}
-        evaluated = [pool.submit(evaluate, e) for e in sorted(evals, key=lambda e: order[e.train])]
+        evaluated = [pool.submit(evaluate, e) for e in sorted(evals, key=lambda e: order.get(e.train, -1))]
         for future in [*trained.values(), *evaluated]:
             print(future.result(), flush=True)
     rows, records = summarize(spec, runs, evals, args.allow_dirty)

@@ -41,6 +41,8 @@ def test_spec_errors_name_the_file_and_key(tmp_path):
         rep.load_spec(str(_write(tmp_path, {**good, "arms": [{"name": "x", "train": "b"}]})))
     with pytest.raises(rep.SpecError, match=r"train.variants.a: expected a list of Hydra override strings"):
         rep.load_spec(str(_write(tmp_path, {**good, "train": {"variants": {"a": "policy=act"}}})))
+    with pytest.raises(rep.SpecError, match=r"arms\[0\] \(x\) trains nothing, so its eval overrides must choose a policy"):
+        rep.load_spec(str(_write(tmp_path, {**good, "arms": [{"name": "x", "train": None}]})))
     with pytest.raises(FileNotFoundError, match=r"no such reproduction; available: \["):
         rep.load_spec("no_such_reproduction")
 
@@ -78,7 +80,9 @@ def test_every_spec_composes(name, tmp_path):
             cfg = compose("train", overrides=list(run.overrides))
             assert cfg.seed == run.seed
         for ev in evals:
-            compose("eval", overrides=[f"policy.path={ev.train.run_dir}", *ev.overrides])
+            policy = [] if ev.train is None else [f"policy.path={ev.train.run_dir}"]  # None: a baseline arm
+            cfg = compose("eval", overrides=[*policy, *ev.overrides])
+            assert cfg.eval.n_episodes >= 50 and cfg.seed == 1000  # the fixed evaluation episodes
 
 
 def test_run_started_at_another_commit_is_refused(tmp_path):
@@ -106,7 +110,8 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path):
                 eval={"common": ["env=so101_pick_place", *spec["smoke"]["eval"]]},
                 arms=[{"name": "DDIM-10", "train": "diffusion_cpu"},
                       {"name": "DDPM-10", "train": "diffusion_cpu",
-                       "eval": ["policy.overrides={noise_scheduler_type: DDPM, num_inference_steps: 10}"]}])
+                       "eval": ["policy.overrides={noise_scheduler_type: DDPM, num_inference_steps: 10}"]},
+                      {"name": "expert", "train": None, "eval": ["policy=scripted"]}])
     path = _write(tmp_path, tiny)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ROBOLEARN_DATA_DIR": str(tmp_path / "data")}
     cmd = [sys.executable, "experiments/reproduce.py", str(path), "--out", str(tmp_path / "runs"),
@@ -116,8 +121,11 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path):
     record = json.loads((tmp_path / "results" / "results.json").read_text())
     assert record["source"]["commit"] == git_state(REPO)["commit"]
     assert record["command"].startswith("python experiments/reproduce.py ")
-    assert [r["arm"] for r in record["rows"]] == ["DDIM-10", "DDPM-10"]
-    for row in record["rows"]:
+    assert [r["arm"] for r in record["rows"]] == ["DDIM-10", "DDPM-10", "expert"]
+    expert = record["rows"][2]  # a baseline arm: evaluated once, no training run
+    assert expert["n_seeds"] == 1 and expert["episodes"] == 2 and set(expert["per_seed"]) == {"baseline"}
+    assert record["runs"]["baselines"]["evals"]["expert"]["n_episodes"] == 2
+    for row in record["rows"][:2]:
         assert row["n_seeds"] == 2 and row["episodes"] == 4 and set(row["per_seed"]) == {"1", "2"}
         assert 0 <= row["ci95_low"] <= row["pc_success"] <= row["ci95_high"] <= 100
         assert row["select_action_ms_mean"] > 0
@@ -135,7 +143,7 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path):
 
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert again.stdout.count("(skipped)") == 2 + 4
+    assert again.stdout.count("(skipped)") == 2 + 4 + 1
     assert json.loads((tmp_path / "results" / "results.json").read_text())["rows"] == record["rows"]
 
 
