@@ -153,7 +153,8 @@ def test_vqbet_parity(lerobot_dir):
         torch.testing.assert_close(norm[k], inp[f"normalized.{k}"], rtol=0, atol=1e-6)
     m, vq = p.vqbet, p.vqbet.action_head.vqvae_model
     with torch.no_grad():
-        state, images = p._window(nb)
+        state, images, env_state = p._window(nb)
+        assert env_state is None  # lerobot's VQ-BeT reads cameras only
         _close(m.rgb_encoder(images.flatten(0, 2)), out["rgb_encoder_features"])
         tokens = m.tokens(state, images)
         _close(tokens, out["gpt_input_tokens"])

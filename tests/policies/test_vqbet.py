@@ -113,10 +113,45 @@ def test_optimizer_groups_and_schedule():
 
 def test_invalid_features_raise():
     f = {"observation.state": PolicyFeature(FT.STATE, (2,)), "action": PolicyFeature(FT.ACTION, (2,))}
-    with pytest.raises(ValueError, match="at least one camera"):
+    with pytest.raises(ValueError, match="needs observation.state and a camera or observation.environment_state"):
         VQBeTPolicy(f, stats(f), **TINY)
+    both = features(env=True)
+    with pytest.raises(ValueError, match="reads cameras or observation.environment_state, not both"):
+        VQBeTPolicy(both, stats(both), **TINY)
     with pytest.raises(ValueError, match="gpt_block_size"):
         _policy(gpt_block_size=4)
+
+
+def test_state_only_variant_reads_the_environment_state(tmp_path):
+    """Without cameras, one projected environment-state token per step; it trains, predicts, reloads, and
+    refuses lerobot's format (lerobot's VQ-BeT has no such input)."""
+    from robolearn.policies import load_policy, save_pretrained
+    from robolearn.policies.lerobot_compat import LerobotFormatError
+    from robolearn.policies.vqbet.lerobot_format import lerobot_config_from_kwargs
+
+    torch.manual_seed(0)
+    f = features(image=False, env=True)
+    p = VQBeTPolicy(f, stats(f), **TINY)
+    assert not hasattr(p.vqbet, "rgb_encoder")
+    b = p.normalizer.normalize(batch(f, b=3, t_obs=2, t_act=T_ACT))
+    tokens = p.vqbet.tokens(b["observation.state"], None, b["observation.environment_state"])
+    assert tokens.shape == (3, 2 * 3 + 1, 8)  # per step [env state, state, action query]
+    torch.testing.assert_close(tokens[:, 0], p.vqbet.env_state_projector(b["observation.environment_state"][:, 0]))
+    p.freeze_vqvae()
+    loss, _ = p.compute_loss(b)
+    loss.backward()
+    assert p.vqbet.env_state_projector[0].weight.grad.abs().sum() > 0
+    p.eval()
+    obs = observation(f)
+    out = save_pretrained(p, tmp_path / "vqbet_state")
+    q = load_policy(out)
+    p.reset()
+    torch.manual_seed(1)
+    expected = p.select_action(obs)
+    torch.manual_seed(1)
+    torch.testing.assert_close(q.select_action(obs), expected)
+    with pytest.raises(LerobotFormatError, match="state-only variant"):
+        lerobot_config_from_kwargs({}, f)
 
 
 def test_train_py_vqbet_phases(tmp_path, shared_datasets):

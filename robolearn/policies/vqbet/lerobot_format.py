@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 from torch import Tensor
 
-from robolearn.features import PolicyFeature
-from robolearn.policies.lerobot_compat import base_lerobot_config, convert_config_keys
+from robolearn.features import FeatureType, PolicyFeature
+from robolearn.policies.lerobot_compat import LerobotFormatError, base_lerobot_config, convert_config_keys
 from robolearn.policies.vqbet.module import VQBeTPolicy
 
 LEROBOT_TYPE = "vqbet"
@@ -39,7 +39,16 @@ def kwargs_from_lerobot_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def lerobot_config_from_kwargs(kwargs: Mapping[str, Any], features: Mapping[str, PolicyFeature]) -> dict[str, Any]:
-    """A lerobot 0.6.1 ``vqbet`` ``config.json`` dict from ``VQBeTPolicy`` kwargs."""
+    """A lerobot 0.6.1 ``vqbet`` ``config.json`` dict from ``VQBeTPolicy`` kwargs.
+
+    Raises:
+        LerobotFormatError: a state-only policy (``observation.environment_state``, no camera): lerobot's VQ-BeT
+            reads cameras only.
+    """
+    if not any(f.type == FeatureType.VISUAL for f in features.values()):
+        raise LerobotFormatError("this VQ-BeT reads observation.environment_state instead of a camera (robolearn's "
+                                 "state-only variant); lerobot's vqbet has no such input, so it cannot be exported "
+                                 "in lerobot's format")
     config = base_lerobot_config(LEROBOT_TYPE, features, kwargs["n_obs_steps"], kwargs["normalization_mapping"])
     for key in NAMES:
         value = kwargs[key]

@@ -116,34 +116,47 @@ class VQBeTModel(nn.Module):
 
     Args:
         state_dim: ``observation.state`` size.
-        image_shape: ``(C, H, W)`` of the cameras (all share one encoder and shape).
-        num_cameras: number of cameras.
+        image_shape: ``(C, H, W)`` of the cameras (all share one encoder and shape); None without cameras.
+        num_cameras: number of cameras (0: state-only, with ``env_state_dim``).
         action_dim: ``A``.
         n_obs_steps, n_action_pred_token, action_chunk_size: token layout (see module docstring).
         Others: the encoder's (see :class:`~robolearn.policies.vision.RgbEncoder`), the GPT's and the
             head's.
+        env_state_dim: ``observation.environment_state`` size, read instead of cameras (one more token per
+            step, projected like the state), or None. This state-only variant is robolearn's (for the Diffusion
+            Policy paper's PushT keypoint comparison); lerobot's VQ-BeT reads cameras only.
+
+    Raises:
+        ValueError: no cameras and no ``env_state_dim``, or more GPT tokens than ``gpt_block_size``.
     """
 
-    def __init__(self, state_dim: int, image_shape: tuple[int, int, int], num_cameras: int, action_dim: int,
+    def __init__(self, state_dim: int, image_shape: tuple[int, int, int] | None, num_cameras: int, action_dim: int,
                  n_obs_steps: int, n_action_pred_token: int, action_chunk_size: int, vision_backbone: str,
                  pretrained_backbone_weights: str | None, use_group_norm: bool, crop_shape: tuple[int, int] | None,
                  crop_is_random: bool, spatial_softmax_num_keypoints: int, vqvae_n_embed: int,
                  vqvae_embedding_dim: int, vqvae_enc_hidden_dim: int, gpt_block_size: int, gpt_input_dim: int,
                  gpt_output_dim: int, gpt_n_layer: int, gpt_n_head: int, gpt_hidden_dim: int, dropout: float,
                  offset_loss_weight: float, primary_code_loss_weight: float, secondary_code_loss_weight: float,
-                 bet_softmax_temperature: float, sequentially_select: bool):
+                 bet_softmax_temperature: float, sequentially_select: bool, env_state_dim: int | None = None):
         super().__init__()
+        if num_cameras == 0 and not env_state_dim:
+            raise ValueError("VQ-BeT needs cameras or an environment state (env_state_dim)")
         self.n_obs_steps, self.n_action_pred_token, self.num_cameras = n_obs_steps, n_action_pred_token, num_cameras
         self.action_chunk_size = action_chunk_size
-        tokens = n_obs_steps * (num_cameras + 2) + n_action_pred_token - 1
+        self.per_step = num_cameras + (1 if env_state_dim else 0) + 2  # observation tokens + state + action query
+        tokens = n_obs_steps * self.per_step + n_action_pred_token - 1
         if tokens > gpt_block_size:
-            raise ValueError(f"VQ-BeT needs {tokens} GPT tokens (n_obs_steps * (cameras + 2) + n_action_pred_token - 1) "
-                             f"but gpt_block_size={gpt_block_size}")
-        self.rgb_encoder = RgbEncoder(tuple(image_shape), crop_shape, crop_is_random, vision_backbone,
-                                      pretrained_backbone_weights, use_group_norm, spatial_softmax_num_keypoints)
+            raise ValueError(f"VQ-BeT needs {tokens} GPT tokens (n_obs_steps * (cameras + env state + 2) + "
+                             f"n_action_pred_token - 1) but gpt_block_size={gpt_block_size}")
+        if num_cameras:
+            self.rgb_encoder = RgbEncoder(tuple(image_shape), crop_shape, crop_is_random, vision_backbone,
+                                          pretrained_backbone_weights, use_group_norm, spatial_softmax_num_keypoints)
         self.action_token = nn.Parameter(torch.randn(1, 1, gpt_input_dim))
         self.state_projector = mlp(state_dim, [gpt_input_dim])
-        self.rgb_feature_projector = mlp(self.rgb_encoder.feature_dim, [gpt_input_dim])
+        if num_cameras:
+            self.rgb_feature_projector = mlp(self.rgb_encoder.feature_dim, [gpt_input_dim])
+        if env_state_dim:
+            self.env_state_projector = mlp(env_state_dim, [gpt_input_dim])
         self.policy = GPT(gpt_input_dim, gpt_output_dim, gpt_hidden_dim, gpt_n_layer, gpt_n_head, gpt_block_size, dropout)
         self.action_head = VQBeTHead(gpt_output_dim, action_dim, action_chunk_size, vqvae_n_embed, vqvae_embedding_dim,
                                      vqvae_enc_hidden_dim, bet_softmax_temperature, sequentially_select,
@@ -152,15 +165,20 @@ class VQBeTModel(nn.Module):
         self.register_buffer("select_target_actions_indices",
                              torch.stack([torch.arange(i, i + action_chunk_size) for i in range(n_targets)]))
 
-    def tokens(self, state: Tensor, images: Tensor) -> Tensor:
-        """GPT input ``(B, n_obs_steps * (cams + 2) + n_action_pred_token - 1, gpt_input_dim)`` from ``state``
-        ``(B, S, D)`` and ``images`` ``(B, S, cams, C, H, W)``."""
+    def tokens(self, state: Tensor, images: Tensor | None, env_state: Tensor | None = None) -> Tensor:
+        """GPT input ``(B, n_obs_steps * per_step + n_action_pred_token - 1, gpt_input_dim)`` from ``state``
+        ``(B, S, D)``, ``images`` ``(B, S, cams, C, H, W)`` (None without cameras) and ``env_state`` ``(B, S, E)``
+        (None without it). Each step's tokens: cameras, environment state, state, action query."""
         b, s = state.shape[:2]
         if s != self.n_obs_steps:
             raise ValueError(f"observation window has {s} steps, expected n_obs_steps={self.n_obs_steps}")
-        feats = self.rgb_encoder(images.flatten(0, 2)).reshape(b, s, self.num_cameras, -1)
-        rgb = self.rgb_feature_projector(feats)
-        parts = [rgb[:, :, i] for i in range(self.num_cameras)]
+        parts = []
+        if self.num_cameras:
+            feats = self.rgb_encoder(images.flatten(0, 2)).reshape(b, s, self.num_cameras, -1)
+            rgb = self.rgb_feature_projector(feats)
+            parts = [rgb[:, :, i] for i in range(self.num_cameras)]
+        if hasattr(self, "env_state_projector"):
+            parts.append(self.env_state_projector(env_state))
         parts.append(self.state_projector(state))
         parts.append(self.action_token.expand(b, s, -1))
         tokens = torch.stack(parts, dim=2).flatten(1, 2)
@@ -169,15 +187,17 @@ class VQBeTModel(nn.Module):
 
     def query_features(self, gpt_out: Tensor) -> Tensor:
         """GPT outputs at the action-query positions ``(B, n_obs_steps + n_action_pred_token - 1, D)``."""
-        per_step = self.num_cameras + 2
+        per_step = self.per_step
         idx = [i * per_step + per_step - 1 for i in range(self.n_obs_steps)]
         extra = self.n_action_pred_token - 1
         feats = gpt_out[:, idx]
         return torch.cat([feats, gpt_out[:, gpt_out.shape[1] - extra:]], dim=1) if extra > 0 else feats
 
-    def forward(self, state: Tensor, images: Tensor, sampled_centers: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, state: Tensor, images: Tensor | None, env_state: Tensor | None = None,
+                sampled_centers: Tensor | None = None) -> dict[str, Tensor]:
         """Head outputs (see :class:`VQBeTHead`) for an observation window."""
-        return self.action_head(self.query_features(self.policy(self.tokens(state, images))), sampled_centers)
+        tokens = self.tokens(state, images, env_state)
+        return self.action_head(self.query_features(self.policy(tokens)), sampled_centers)
 
     def rollout(self, head_out: dict[str, Tensor]) -> Tensor:
         """Actions of the current step ``(B, action_chunk_size, A)`` (query token ``n_obs_steps - 1``)."""

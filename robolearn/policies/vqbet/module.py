@@ -32,12 +32,15 @@ class VQBeTPolicy(PolicyModule):
     phase 1, then linear warm-up over ``scheduler_warmup_steps`` and a cosine decay.
 
     Inputs: ``observation.state`` ``(B, n_obs_steps, D)`` and one or more cameras ``(B, n_obs_steps, 3, H, W)``
-    (same shape; lerobot accepts exactly one). Output: ``action``. Normalization: VISUAL IDENTITY, STATE/ACTION
-    MIN_MAX. ``select_action`` executes all ``action_chunk_size`` actions of the current step's chunk.
+    (same shape; lerobot accepts exactly one), or instead of cameras ``observation.environment_state``
+    ``(B, n_obs_steps, E)`` (robolearn's state-only variant, one projected token per step, for the Diffusion Policy
+    paper's PushT keypoint comparison; it has no lerobot counterpart). Output: ``action``. Normalization: VISUAL
+    IDENTITY, STATE/ENV/ACTION MIN_MAX. ``select_action`` executes all ``action_chunk_size`` actions of the current
+    step's chunk.
 
     Raises:
-        ValueError: no state or no camera, an environment-state feature, cameras of different shapes, a crop
-            larger than the image, too many tokens for ``gpt_block_size``.
+        ValueError: no state, neither a camera nor an environment state, both, cameras of different shapes, a
+            crop larger than the image, too many tokens for ``gpt_block_size``.
     """
 
     default_normalization_mapping = {"VISUAL": "IDENTITY", "STATE": "MIN_MAX", "ENV": "MIN_MAX", "ACTION": "MIN_MAX"}
@@ -85,10 +88,13 @@ class VQBeTPolicy(PolicyModule):
     ):
         super().__init__(features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats)
         self.state_key = self._feature_key(FeatureType.STATE)
-        if self.state_key is None or not self.image_keys:
-            raise ValueError(f"VQ-BeT needs observation.state and at least one camera; got features {sorted(self.features)}")
-        if self._feature_key(FeatureType.ENV) is not None:
-            raise ValueError("VQ-BeT does not use observation.environment_state; remove it from the features")
+        self.env_key = self._feature_key(FeatureType.ENV)
+        if self.state_key is None or not (self.image_keys or self.env_key):
+            raise ValueError(f"VQ-BeT needs observation.state and a camera or observation.environment_state; got "
+                             f"features {sorted(self.features)}")
+        if self.image_keys and self.env_key is not None:
+            raise ValueError("VQ-BeT reads cameras or observation.environment_state, not both (lerobot's reads "
+                             "cameras only); remove one from the features")
         shapes = {self.features[k].shape for k in self.image_keys}
         if len(shapes) > 1:
             raise ValueError(f"VQ-BeT cameras must share one shape, got {[(k, self.features[k].shape) for k in self.image_keys]}")
@@ -98,7 +104,8 @@ class VQBeTPolicy(PolicyModule):
                               weight_decay=optimizer_weight_decay, vqvae_lr=optimizer_vqvae_lr,
                               vqvae_weight_decay=optimizer_vqvae_weight_decay, warmup=scheduler_warmup_steps)
         self.vqbet = VQBeTModel(
-            state_dim=self.features[self.state_key].shape[0], image_shape=next(iter(shapes)),
+            state_dim=self.features[self.state_key].shape[0], image_shape=next(iter(shapes), None),
+            env_state_dim=self.features[self.env_key].shape[0] if self.env_key else None,
             num_cameras=len(self.image_keys), action_dim=self.action_dim, n_obs_steps=n_obs_steps,
             n_action_pred_token=n_action_pred_token, action_chunk_size=action_chunk_size,
             vision_backbone=vision_backbone, pretrained_backbone_weights=pretrained_backbone_weights,
@@ -139,10 +146,11 @@ class VQBeTPolicy(PolicyModule):
         vq.discretized.fill_(True)
         vq.vq_layer.freeze_codebook.fill_(True)
 
-    def _window(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+    def _window(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor | None, Tensor | None]:
         state = batch[self.state_key]
-        images = torch.stack([batch[k] for k in self.image_keys], dim=2)  # (B, S, cams, C, H, W)
-        return state, images
+        images = torch.stack([batch[k] for k in self.image_keys], dim=2) if self.image_keys else None  # (B, S, cams, C, H, W)
+        env_state = batch[self.env_key] if self.env_key else None  # (B, S, E)
+        return state, images, env_state
 
     # ------------------------------------------------------------------ loss / inference
     def head_outputs(self, batch: Mapping[str, Any], sampled_centers: Tensor | None = None) -> dict[str, Tensor]:
