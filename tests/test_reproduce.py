@@ -74,11 +74,14 @@ def test_every_spec_composes(name, tmp_path):
     """Each reproduction's train and eval overrides compose against conf/ (a typo fails here, not hours later)."""
     spec = rep.load_spec(name)
     runs, evals = rep.plan(spec, tmp_path)
+    smoke_runs, smoke_evals = rep.plan(spec, tmp_path, smoke=True)
     register_schemas()
     with initialize_config_dir(str(REPO / "conf"), version_base=None):
-        for run in runs:
+        for run in [*runs, *smoke_runs]:
             cfg = compose("train", overrides=list(run.overrides))
             assert cfg.seed == run.seed
+        for ev in smoke_evals:
+            compose("eval", overrides=[*([] if ev.train is None else [f"policy.path={ev.train.run_dir}"]), *ev.overrides])
         for ev in evals:
             policy = [] if ev.train is None else [f"policy.path={ev.train.run_dir}"]  # None: a baseline arm
             cfg = compose("eval", overrides=[*policy, *ev.overrides])
