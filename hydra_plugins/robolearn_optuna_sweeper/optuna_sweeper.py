@@ -42,9 +42,9 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
+from robolearn.utils.optuna_trial import PRUNED_ATTR
 
-PRUNED_ATTR = "pruned_at_step"  # set by robolearn.callbacks.optuna_pruning.OptunaPruning
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -155,6 +155,7 @@ class RobolearnOptunaSweeper(Sweeper):
         self.sampler, self.pruner = sampler, pruner
         self.params = OmegaConf.to_container(params) if isinstance(params, DictConfig) else dict(params or {})
         self.config: DictConfig | None = None
+        self.pruner_config: dict | None = None
         self.launcher: Any = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -180,7 +181,7 @@ class RobolearnOptunaSweeper(Sweeper):
         if self.storage is None:
             return []
         spec = {"storage": self.storage, "study_name": self.study_name, "number": number,
-                "pruner": getattr(self, "pruner_config", None)}
+                "pruner": self.pruner_config}
         return [f"optuna_trial={override_value(spec)}"]
 
     def sweep(self, arguments: list[str]) -> None:
@@ -188,6 +189,7 @@ class RobolearnOptunaSweeper(Sweeper):
 
         Raises:
             Exception: the first failed job's error, when more than ``max_failure_rate`` of a batch failed.
+            RuntimeError: ``n_trials`` trials failed in this sweep (with ``max_failure_rate`` letting them through).
         """
         import optuna
 
@@ -197,7 +199,10 @@ class RobolearnOptunaSweeper(Sweeper):
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         log.info("Optuna study %r (%s): %d of %d trials finished; searching %s", self.study_name, self.storage,
                  len(study.get_trials(states=finished)), self.n_trials, sorted(distributions))
+        failed = 0
         while (done := len(study.get_trials(deepcopy=False, states=finished))) < self.n_trials:
+            if failed >= self.n_trials:
+                raise RuntimeError(f"{failed} trials of study {self.study_name!r} failed in this sweep; stopping")
             trials = [study.ask(distributions) for _ in range(min(self.n_jobs, self.n_trials - done))]
             batch = [tuple(fixed + [f"{k}={v}" for k, v in t.params.items()] + self._trial_override(t.number))
                      for t in trials]
@@ -220,6 +225,7 @@ class RobolearnOptunaSweeper(Sweeper):
                     study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
                 else:
                     study.tell(trial.number, value)
+            failed += len(failures)
             if failures and len(failures) / len(returns) > self.max_failure_rate:
                 raise failures[0]
         self._write_results(study)

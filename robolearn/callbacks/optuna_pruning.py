@@ -19,9 +19,10 @@ from typing import Any, Mapping
 
 import lightning as L
 
+from robolearn.utils.optuna_trial import PRUNED_ATTR
+
 log = logging.getLogger(__name__)
 
-PRUNED_ATTR = "pruned_at_step"
 
 
 def open_trial(spec: Mapping[str, Any]) -> Any:
