@@ -376,7 +376,8 @@ def summarize(spec: dict[str, Any], runs: Sequence[TrainRun], evals: Sequence[Ev
 def write_table(spec: dict[str, Any], rows: Sequence[dict[str, Any]], header: dict[str, Any], path: Path) -> None:
     """Markdown table of the rows, titled with the spec and the commit it was measured at."""
     extra = spec["plot"]["extra"]
-    lines = [f"# {spec['title']}", "",
+    smoke = "SMOKE RUN (the spec's tiny settings: checks the path, not a result): " if header.get("smoke") else ""
+    lines = [f"# {smoke}{spec['title']}", "",
              f"{spec.get('paper', '')}. Paper: {spec.get('paper_result', '(no paper number)')}.", "",
              f"Measured at commit {header['source']['commit'][:7]}"
              f"{'' if header['source']['clean'] else ' (dirty tree)'} by `{header['command']}`; "
