@@ -39,6 +39,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -88,6 +89,12 @@ class EvalRun:
     train: TrainRun | None
     out_dir: Path
     overrides: tuple[str, ...]
+
+
+def slug(name: str) -> str:
+    """A folder name for an arm: its name with every run of characters other than letters, digits, ``.``, ``_``
+    and ``-`` replaced by ``_`` (Hydra's override grammar and shells take it unquoted)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "arm"
 
 
 def _str_list(value: Any, where: str) -> list[str]:
@@ -163,9 +170,9 @@ def load_spec(name: str, spec_dir: Path = SPEC_DIR) -> dict[str, Any]:
         elif arm["train"] not in spec["train"]["variants"]:
             raise SpecError(f"{path}: arms[{i}] ({arm['name']}) trains {arm['train']!r}, not one of "
                             f"{sorted(spec['train']['variants'])}")
-        if arm["name"] in names:
-            raise SpecError(f"{path}: two arms are named {arm['name']!r}")
-        names.add(arm["name"])
+        if slug(arm["name"]) in names:
+            raise SpecError(f"{path}: two arms have the folder name {slug(arm['name'])!r} (arm {arm['name']!r})")
+        names.add(slug(arm["name"]))
         arm["eval"] = _str_list(arm.get("eval"), f"{path}: arms[{i}].eval")
     if not names:
         raise SpecError(f"{path}: arms is empty")
@@ -202,10 +209,10 @@ def plan(spec: dict[str, Any], out: Path, smoke: bool = False) -> tuple[list[Tra
     runs = {(v, s): TrainRun(v, s, base / v / f"seed{s}", merge_overrides(
                 spec["train"]["common"], spec["train"]["variants"][v], [f"seed={s}"], extra_train))
             for v in used for s in spec["seeds"]}
-    evals = [EvalRun(a["name"], runs[a["train"], s], runs[a["train"], s].run_dir / "evals" / a["name"],
+    evals = [EvalRun(a["name"], runs[a["train"], s], runs[a["train"], s].run_dir / "evals" / slug(a["name"]),
                      merge_overrides(spec["eval"]["common"], a["eval"], extra_eval))
              for a in spec["arms"] if a["train"] is not None for s in spec["seeds"]]
-    evals += [EvalRun(a["name"], None, base / "baselines" / a["name"],
+    evals += [EvalRun(a["name"], None, base / "baselines" / slug(a["name"]),
                       merge_overrides(spec["eval"]["common"], a["eval"], extra_eval))
               for a in spec["arms"] if a["train"] is None]
     return list(runs.values()), evals
@@ -305,9 +312,10 @@ def do_eval(ev: EvalRun, accelerator: str, env: dict[str, str]) -> str:
     if (ev.out_dir / "eval_info.json").is_file():
         return f"{ev.out_dir}: evaluated (skipped)"
     argv = eval_command(ev, accelerator)
-    rc, seconds = _run(argv, ev.out_dir.parent / f"{ev.arm}.log", env)
+    log = ev.out_dir.parent / f"{ev.out_dir.name}.log"
+    rc, seconds = _run(argv, log, env)
     if rc != 0:
-        raise RuntimeError(f"eval.py exited with {rc}; see {ev.out_dir.parent / f'{ev.arm}.log'}")
+        raise RuntimeError(f"eval.py exited with {rc}; see {log}")
     (ev.out_dir / "eval_done.json").write_text(json.dumps({"command": shlex.join(argv), "seconds": seconds}) + "\n")
     return f"{ev.out_dir}: evaluated in {seconds:.0f} s"
 
@@ -558,8 +566,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
 
         order = {r: i for i, r in enumerate(runs)}
         evaluated = [pool.submit(evaluate, e) for e in sorted(evals, key=lambda e: order.get(e.train, -1))]
+        failures = []
         for future in [*trained.values(), *evaluated]:
-            print(future.result(), flush=True)
+            try:
+                print(future.result(), flush=True)
+            except RuntimeError as e:  # the others still run; all failures are reported together
+                print(f"FAILED: {e}", flush=True)
+                failures.append(str(e))
+    if failures:
+        raise RuntimeError(f"{len(failures)} command(s) failed (rerun the same command to retry them):\n  "
+                           + "\n  ".join(failures))
     rows, records = summarize(spec, runs, evals, args.allow_dirty)
     results.mkdir(parents=True, exist_ok=True)
     record = {**finish_header(header), "reproduction": spec["name"], "smoke": args.smoke, "spec": spec,

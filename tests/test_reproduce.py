@@ -62,6 +62,9 @@ def test_plan_and_commands(tmp_path):
     assert f"policy.path={tmp_path}/diffusion_inference_steps/diffusion_cpu/seed2000/checkpoints/pretrained_model" in argv
     assert "policy.overrides={noise_scheduler_type: DDPM, num_inference_steps: 100}" in argv
     assert {"eval.n_episodes=50", "env=so101_pick_place", f"hydra.run.dir={ddpm.out_dir}"} <= set(argv)
+    # arm names become folder names Hydra's override grammar accepts unquoted
+    default = next(e for e in evals if e.arm == "DDIM-10 (trained default)")
+    assert default.out_dir.name == "DDIM-10_trained_default" == rep.slug("DDIM-10 (trained default)")
     train = rep.train_command(runs[1], "gpu")
     assert {"experiment=so101_pick_place", "seed=2000", "ckpt_path=auto", "trainer.accelerator=gpu",
             f"hydra.run.dir={runs[1].run_dir}"} <= set(train)
