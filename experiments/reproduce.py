@@ -384,13 +384,17 @@ def summarize(spec: dict[str, Any], runs: Sequence[TrainRun], evals: Sequence[Ev
 def write_table(spec: dict[str, Any], rows: Sequence[dict[str, Any]], header: dict[str, Any], path: Path) -> None:
     """Markdown table of the rows, titled with the spec and the commit it was measured at."""
     extra = spec["plot"]["extra"]
+    train_commits = sorted({c for r in (header.get("runs") or {}).values() for c in r.get("commits", [])})
     smoke = "SMOKE RUN (the spec's tiny settings: checks the path, not a result): " if header.get("smoke") else ""
     lines = [f"# {smoke}{spec['title']}", "",
              f"{spec.get('paper', '')}. Paper: {spec.get('paper_result', '(no paper number)')}.", "",
-             f"Measured at commit {header['source']['commit'][:7]}"
-             f"{'' if header['source']['clean'] else ' (dirty tree)'} by `{header['command']}`; "
+             f"Collected at commit {header['source']['commit'][:7]}"
+             f"{'' if header['source']['clean'] else ' (dirty tree)'} by `{header['command']}`; training runs "
+             f"started at commit(s) {', '.join(c[:7] for c in train_commits) or 'none'}; "
              f"{rows[0]['n_seeds'] if rows else 0} training seeds; success pooled over seeds with its Wilson 95 % "
-             f"interval.", "",
+             f"interval; `select_action` times are per call (one call steps every env of an evaluation batch), "
+             f"{header.get('threads_per_command', '?')} thread(s) per command, {header.get('jobs', '?')} "
+             f"command(s) at a time.", "",
              "| arm | success % (95 % CI) | per seed % | " + " | ".join(extra) + (" |" if extra else "|") + " provenance |",
              "|---|---|---|" + "---|" * len(extra) + "---|"]
     for r in rows:
