@@ -43,6 +43,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -434,7 +435,8 @@ def plot(spec: dict[str, Any], rows: Sequence[dict[str, Any]], path: Path) -> No
         ax.errorbar([x], [r["pc_success"]], yerr=[[r["pc_success"] - r["ci95_low"]], [r["ci95_high"] - r["pc_success"]]],
                     fmt="o", capsize=4, color="C0")
         ax.scatter([x] * len(r["per_seed"]), list(r["per_seed"].values()), s=12, color="C1", zorder=3)
-        ax.annotate(r["arm"], (x, r["pc_success"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.annotate(r["arm"], (x, r["pc_success"]), textcoords="offset points", xytext=(6, -12 if i % 2 else 4),
+                    fontsize=8)
     if key == "arm":
         ax.set_xticks(xs, [r["arm"] for r in rows], rotation=20)
     if spec["plot"].get("log_x"):
@@ -442,7 +444,7 @@ def plot(spec: dict[str, Any], rows: Sequence[dict[str, Any]], path: Path) -> No
     ax.set_xlabel(spec["plot"]["xlabel"])
     ax.set_ylabel("success % (pooled; Wilson 95 % CI; dots: seeds)")
     ax.set_ylim(-2, 102)
-    ax.set_title(spec["title"], fontsize=9)
+    ax.set_title(textwrap.fill(spec["title"], 70), fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
