@@ -77,7 +77,8 @@ class OptunaPruning(L.Callback):
     Only global rank 0 talks to the study; its decision is broadcast so every DDP rank stops together.
 
     Raises:
-        ValueError: with a ``trial``, ``every_n_train_steps`` not an int >= 1; on fit start, a bad ``trial`` (see :func:`open_trial`).
+        ValueError: with a ``trial``, ``every_n_train_steps`` not an int >= 1; on fit start, a bad ``trial``
+            (see :func:`open_trial`).
     """
 
     def __init__(self, trial: Mapping[str, Any] | None, monitor: str, every_n_train_steps: int | None) -> None:
