@@ -219,20 +219,6 @@ def plan(spec: dict[str, Any], out: Path, smoke: bool = False) -> tuple[list[Tra
     return list(runs.values()), evals
 
 
-def _started_commits(run_dir: Path) -> list[str]:
-    path = run_dir / "provenance.jsonl"
-    commits: list[str] = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                commit = (json.loads(line).get("git") or {}).get("commit")
-            except (ValueError, AttributeError):
-                continue
-            if commit and commit not in commits:
-                commits.append(commit)
-    return commits
-
-
 def _run(argv: list[str], log: Path, env: dict[str, str]) -> tuple[int, float]:
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -266,7 +252,7 @@ def do_train(run: TrainRun, accelerator: str, env: dict[str, str], head: str | N
     done = run.run_dir / TRAIN_DONE
     if done.is_file():
         return f"{run.run_dir}: trained (skipped)"
-    started = _started_commits(run.run_dir)
+    started = collect.check_provenance(run.run_dir, REPO)[0]  # the commits its starts ran at
     if head is not None and started and started != [head]:
         raise RuntimeError(f"{run.run_dir} was started at commit {started[0][:7]}, not at HEAD {head[:7]}: check out "
                            f"{started[0][:7]} to finish it, or delete the folder to restart it at HEAD")

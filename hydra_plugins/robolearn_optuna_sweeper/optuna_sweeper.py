@@ -196,6 +196,9 @@ class RobolearnOptunaSweeper(Sweeper):
         assert self.config is not None and self.launcher is not None
         distributions, fixed = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         study = self._study()
+        if self.pruner is not None and self.storage is None:
+            log.warning("hydra.sweeper.pruner is set but storage is null: the jobs cannot reach an in-memory study, "
+                        "so no trial is pruned (set storage to an sqlite:/// URL)")
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         log.info("Optuna study %r (%s): %d of %d trials finished; searching %s", self.study_name, self.storage,
                  len(study.get_trials(states=finished)), self.n_trials, sorted(distributions))
