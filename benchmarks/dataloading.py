@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from robolearn.datasets.datamodule import LeRobotDataModule
+from robolearn.datamodules.lerobot import LeRobotDataModule
 from robolearn.utils import provenance
 
 HERE = Path(__file__).resolve().parent

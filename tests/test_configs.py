@@ -120,7 +120,7 @@ def test_constructor_defaults_are_overridable_and_typos_fail():
 
 
 def test_signature_defaults_skip_injected_args():
-    node = signature_defaults("robolearn.datasets.datamodule.LeRobotDataModule")
+    node = signature_defaults("robolearn.datamodules.lerobot.LeRobotDataModule")
     assert node["repo_id"] == "???"
     assert node["val_fraction"] == 0.1
     assert "self" not in node

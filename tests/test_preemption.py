@@ -13,7 +13,7 @@ import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from robolearn.callbacks.preemption import PreemptionCheckpoint
-from robolearn.datasets.sampler import EpochShuffleSampler
+from robolearn.datamodules.sampler import EpochShuffleSampler
 
 
 class _Linear(L.LightningModule):

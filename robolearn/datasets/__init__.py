@@ -1,10 +1,13 @@
-"""LeRobotDataset v3.0 reading, writing, conversion and the Lightning DataModule.
+"""The LeRobotDataset v3.0 format: reading, writing, metadata, video, statistics, validation and crash repair.
+
+This is the format core. It imports nothing of robolearn but :mod:`robolearn.features`; the Lightning DataModules
+live in :mod:`robolearn.datamodules` and the maintenance command lines (convert, edit, info, viz, Hub push) in
+:mod:`robolearn.tools`, both above it (``docs/architecture.md``; the import contracts in ``pyproject.toml``).
 
 The public names are imported lazily so that ``import robolearn.datasets`` stays cheap:
 
 - :class:`LeRobotDataset`, :class:`LeRobotDatasetMetadata` (reader, lerobot's names and item layout)
 - :class:`LeRobotDatasetWriter` (``create`` / ``add_frame`` / ``save_episode`` / ``finalize``)
-- :class:`LeRobotDataModule` (Lightning DataModule, windows from the policy)
 - :func:`compute_episode_stats`, :func:`aggregate_stats`
 """
 
@@ -15,7 +18,6 @@ _EXPORTS = {
     "LeRobotDataset": "robolearn.datasets.lerobot_dataset",
     "LeRobotDatasetMetadata": "robolearn.datasets.metadata",
     "LeRobotDatasetWriter": "robolearn.datasets.writer",
-    "LeRobotDataModule": "robolearn.datasets.datamodule",
     "compute_episode_stats": "robolearn.datasets.stats",
     "aggregate_stats": "robolearn.datasets.stats",
     "CODEBASE_VERSION": "robolearn.datasets.constants",

@@ -157,7 +157,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
             only). See :class:`~robolearn.datasets.video.VideoFrameReader`.
         nonfinite: a NaN or inf in a float feature is an error (``"error"``, naming the key, episodes and first
             frame) or the frame is left out (``"drop"``: windows then skip it; the statistics in ``meta/stats.json``
-            may be non-finite too, :class:`~robolearn.datasets.datamodule.LeRobotDataModule` recomputes them).
+            may be non-finite too, :class:`~robolearn.datamodules.lerobot.LeRobotDataModule` recomputes them).
 
     Attributes:
         episode_indices: int64 ``(E,)`` selected episode indices, in dataset order.

@@ -93,7 +93,7 @@ def _plan(root: Path) -> tuple[list[str], list[tuple[str, Any]]]:
         detail = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         raise RepairError(f"{detail}. repair truncates interrupted writes; it cannot rebuild a damaged committed "
                           "file: restore that file, or delete the episodes it holds "
-                          "(python -m robolearn.datasets.edit delete-episodes ...)") from e
+                          "(python -m robolearn.tools.edit delete-episodes ...)") from e
 
 
 def _plan_unchecked(root: Path) -> tuple[list[str], list[tuple[str, Any]]]:

@@ -22,7 +22,7 @@ Checks (format: ``docs/dataset_tools.md`` and the v3.0 format notes):
   feature's shape (``(D,)``, ``(1,)`` for scalars, ``(C, 1, 1)`` for cameras, ``count`` ``(1,)``); missing
   quantiles are a warning; non-finite values are errors.
 
-Use :func:`validate_dataset` from Python or ``python -m robolearn.datasets.info <root> --validate``.
+Use :func:`validate_dataset` from Python or ``python -m robolearn.tools.info <root> --validate``.
 """
 
 from __future__ import annotations

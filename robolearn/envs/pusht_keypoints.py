@@ -1,7 +1,7 @@
 """PushT with Diffusion Policy's keypoint observation (the "state" variant of Chi et al. 2023).
 
 Diffusion Policy's PushT demonstrations (``pusht_cchi_v7_replay.zarr``, converted by
-``robolearn.datasets.convert.zarr_replay``) store ``observation.environment_state`` as 9 keypoints of the T block,
+``robolearn.tools.convert.zarr_replay``) store ``observation.environment_state`` as 9 keypoints of the T block,
 ``(x, y)`` each in the 512×512 pixel frame: 18 values. gym-pusht's own keypoint observation has a different
 layout, so a policy trained on the real demonstrations cannot be evaluated with it. This wrapper rebuilds the
 demonstrations' keypoints from the block pose that gym-pusht simulates (``x, y`` in pixels, ``angle`` in radians):

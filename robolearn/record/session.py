@@ -127,7 +127,7 @@ def record_dataset(robot: Any, teleop: Any, dataset_cfg: Mapping[str, Any], *, r
     log.info("Dataset %s: %d episodes, %d frames (%d recorded now)", writer.root, writer.total_episodes,
              writer.total_frames, recorded)
     if dataset_cfg.get("push_to_hub"):
-        from robolearn.datasets.hub_push import push_to_hub
+        from robolearn.tools.hub_push import push_to_hub
 
         push_to_hub(writer.root, dataset_cfg["repo_id"], private=bool(dataset_cfg.get("private", False)),
                     tags=list(dataset_cfg.get("tags") or []), api=push_api)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from robolearn.datasets.datamodule import LeRobotDataModule
+from robolearn.datamodules.lerobot import LeRobotDataModule
 from robolearn.datasets.errors import DatasetFormatError
 from robolearn.datasets.lerobot_dataset import LeRobotDataset
 from robolearn.datasets.validate import validate_dataset

@@ -113,7 +113,7 @@ def test_errors_name_the_problem(pusht_root, tmp_path):
 
 
 def test_datamodule_streaming(pusht_root):
-    from robolearn.datasets.datamodule import LeRobotDataModule
+    from robolearn.datamodules.lerobot import LeRobotDataModule
 
     dm = LeRobotDataModule(REPO, root=pusht_root, streaming=True, batch_size=16, num_workers=0, val_fraction=0.2)
     dm.set_delta_indices({"action": list(range(4))})

@@ -233,7 +233,7 @@ def test_select_action_queue_and_shapes(vlm_dir):
 
 
 def test_loss_decreases_on_real_dataset(vlm_dir, shared_datasets):
-    from robolearn.datasets.datamodule import LeRobotDataModule
+    from robolearn.datamodules.lerobot import LeRobotDataModule
 
     dm = LeRobotDataModule("local/pusht", root=shared_datasets / "lerobot_written_pusht_random", batch_size=4,
                            num_workers=0, val_fraction=0.0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from robolearn.datasets.multi import MultiLeRobotDataModule, merge_stats
+from robolearn.datamodules.multi import MultiLeRobotDataModule, merge_stats
 
 REPO = Path(__file__).resolve().parents[2]
 SO101, TOY = "SamueleSandrini__record-test", "jovaldivieso__csvil__data_lerobot_dataset"  # 6/6-d and 4/2-d

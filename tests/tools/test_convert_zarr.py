@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from robolearn.datasets.convert.__main__ import main
-from robolearn.datasets.convert.zarr_replay import (
+from robolearn.tools.convert.__main__ import main
+from robolearn.tools.convert.zarr_replay import (
     PUSHT_GOAL_POSE,
     PUSHT_TASK,
     T_AREA,

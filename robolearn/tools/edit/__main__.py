@@ -1,4 +1,4 @@
-"""``python -m robolearn.datasets.edit <op> ...``: edit LeRobotDataset v3.0 folders into NEW folders.
+"""``python -m robolearn.tools.edit <op> ...``: edit LeRobotDataset v3.0 folders into NEW folders.
 
 Ops:
     delete-episodes  ROOT --episodes 0,3,5-7 --out DIR
@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from robolearn.datasets.edit import ops
-from robolearn.datasets.edit.source import parse_episode_list, resolve_root
+from robolearn.tools.edit import ops
+from robolearn.tools.edit.source import parse_episode_list, resolve_root
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -34,7 +34,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI parser (one sub-command per operation)."""
-    p = argparse.ArgumentParser(prog="python -m robolearn.datasets.edit", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m robolearn.tools.edit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="op", required=True)
 

@@ -26,9 +26,9 @@ from typing import Any, Iterator, Sequence
 import pyarrow.parquet as pq
 
 from robolearn.datasets import constants as C
-from robolearn.datasets.edit.assemble import DatasetAssembler, EpisodeSource, VideoRef
-from robolearn.datasets.edit.source import resolve_root
-from robolearn.datasets.edit.video_ops import count_frames
+from robolearn.tools.edit.assemble import DatasetAssembler, EpisodeSource, VideoRef
+from robolearn.tools.edit.source import resolve_root
+from robolearn.tools.edit.video_ops import count_frames
 from robolearn.datasets.errors import DatasetFormatError
 
 logger = logging.getLogger(__name__)
@@ -234,8 +234,8 @@ def add_v21_parser(sub: Any) -> None:
 
 
 def main_v21(args: Any) -> None:
-    """CLI entry of ``python -m robolearn.datasets.convert v21``."""
-    from robolearn.datasets.edit.source import parse_episode_list
+    """CLI entry of ``python -m robolearn.tools.convert v21``."""
+    from robolearn.tools.edit.source import parse_episode_list
 
     eps = parse_episode_list(args.episodes) if args.episodes else None
     out = convert_v21(args.src, args.out, repo_id=args.repo_id, videos=args.videos,

@@ -190,7 +190,7 @@ def convert_pusht_zarr(zarr_path: str | os.PathLike, repo_id: str, root: str | o
 
 
 def main_zarr(args: Any) -> None:
-    """CLI entry for ``python -m robolearn.datasets.convert zarr ...`` (see ``__main__``)."""
+    """CLI entry for ``python -m robolearn.tools.convert zarr ...`` (see ``__main__``)."""
     t0 = time.perf_counter()
     root = convert_pusht_zarr(args.path, args.repo_id, args.root, fps=args.fps, max_episodes=args.max_episodes,
                               vcodec=args.vcodec, task=args.task, progress=not args.no_progress)

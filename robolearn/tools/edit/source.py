@@ -1,5 +1,5 @@
 """Read the episodes of an existing LeRobotDataset v3.0 folder as :class:`EpisodeSource` objects for the
-:class:`~robolearn.datasets.edit.assemble.DatasetAssembler`.
+:class:`~robolearn.tools.edit.assemble.DatasetAssembler`.
 
 Rows are read from the data parquet files through info.json's ``data_path`` template and selected by each
 episode's ``dataset_from_index``/``dataset_to_index`` range (the ``index`` column), so values are passed through
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from robolearn.datasets import parquet_files
-from robolearn.datasets.edit.assemble import EpisodeSource, VideoRef
+from robolearn.tools.edit.assemble import EpisodeSource, VideoRef
 from robolearn.datasets.errors import DatasetFormatError
 from robolearn.datasets.metadata import LeRobotDatasetMetadata
 

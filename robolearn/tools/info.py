@@ -1,4 +1,4 @@
-"""``python -m robolearn.datasets.info <root or repo id> [--validate]``: summarise a LeRobotDataset v3.0 folder.
+"""``python -m robolearn.tools.info <root or repo id> [--validate]``: summarise a LeRobotDataset v3.0 folder.
 
 Prints the version, robot type, fps, episodes, frames, tasks, every feature (dtype, shape, names), each camera's
 codec as probed from its first mp4 (not as claimed by info.json), and the on-disk sizes of ``data/``, ``videos/``
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from robolearn.datasets.edit.source import resolve_root
+from robolearn.tools.edit.source import resolve_root
 from robolearn.datasets.metadata import LeRobotDatasetMetadata
 from robolearn.datasets.validate import has_errors, validate_dataset
 
@@ -102,7 +102,7 @@ def print_summary(s: dict[str, Any], root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry; returns the exit code (see the module docstring)."""
-    p = argparse.ArgumentParser(prog="python -m robolearn.datasets.info", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m robolearn.tools.info", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", help="dataset folder or repo id under $HF_LEROBOT_HOME")
     p.add_argument("--validate", action="store_true", help="check the dataset and list every problem")

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from robolearn.datasets import LeRobotDataset
-from robolearn.datasets.convert.__main__ import main as convert_main
-from robolearn.datasets.convert.v21 import convert_v21
-from robolearn.datasets.edit.video_ops import stats_frames
+from robolearn.tools.convert.__main__ import main as convert_main
+from robolearn.tools.convert.v21 import convert_v21
+from robolearn.tools.edit.video_ops import stats_frames
 from robolearn.datasets.errors import DatasetFormatError
 from robolearn.datasets.stats import aggregate_stats, compute_episode_stats
 from robolearn.datasets.validate import validate_dataset

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from robolearn.datasets.info import dataset_summary
-from robolearn.datasets.info import main as info_main
+from robolearn.tools.info import dataset_summary
+from robolearn.tools.info import main as info_main
 from robolearn.datasets.validate import has_errors, validate_dataset
 
-from tests.datasets.test_edit import CAM, LENGTHS, make_tiny
+from tests.tools.test_edit import CAM, LENGTHS, make_tiny
 
 DATA = "data/chunk-000/file-000.parquet"
 EPISODES = "meta/episodes/chunk-000/file-000.parquet"

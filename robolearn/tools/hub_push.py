@@ -207,10 +207,10 @@ def pull(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m robolearn.datasets.hub_push push <root> <repo_id> [...]`` / ``pull <repo_id> [...]``."""
+    """``python -m robolearn.tools.hub_push push <root> <repo_id> [...]`` / ``pull <repo_id> [...]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m robolearn.datasets.hub_push",
+    parser = argparse.ArgumentParser(prog="python -m robolearn.tools.hub_push",
                                      description="Push/pull LeRobotDatasets.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("push", help="upload a dataset folder in one commit and tag it v3.0")

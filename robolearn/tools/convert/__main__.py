@@ -1,8 +1,8 @@
-"""``python -m robolearn.datasets.convert <format> ...``: convert a dataset into LeRobotDataset v3.0.
+"""``python -m robolearn.tools.convert <format> ...``: convert a dataset into LeRobotDataset v3.0.
 
 Formats:
     zarr  Diffusion Policy's PushT replay buffer (``pusht_cchi_v7_replay.zarr``).
-    v21   LeRobotDataset v2.1 (or v2.0) folder (see ``robolearn/datasets/convert/v21.py``).
+    v21   LeRobotDataset v2.1 (or v2.0) folder (see ``robolearn/tools/convert/v21.py``).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from robolearn.datasets.convert.v21 import add_v21_parser
-from robolearn.datasets.convert.zarr_replay import PUSHT_TASK, main_zarr
+from robolearn.tools.convert.v21 import add_v21_parser
+from robolearn.tools.convert.zarr_replay import PUSHT_TASK, main_zarr
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI parser (one sub-command per source format)."""
-    p = argparse.ArgumentParser(prog="python -m robolearn.datasets.convert", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m robolearn.tools.convert", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="format", required=True)
     z = sub.add_parser("zarr", help="Diffusion Policy PushT zarr replay buffer")

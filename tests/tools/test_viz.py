@@ -16,7 +16,7 @@ def pusht(shared_datasets):
 
 
 def test_rrd_holds_every_frame_and_series(pusht, tmp_path):
-    from robolearn.datasets.viz import _open, log_episode_to_rerun
+    from robolearn.tools.viz import _open, log_episode_to_rerun
 
     ds = _open(pusht, 2)
     out = tmp_path / "ep2.rrd"
@@ -36,7 +36,7 @@ def test_rrd_holds_every_frame_and_series(pusht, tmp_path):
 
 def test_html_summary(pusht, tmp_path):
     out = tmp_path / "page"
-    proc = subprocess.run([sys.executable, "-m", "robolearn.datasets.viz", str(pusht), "--episode", "1",
+    proc = subprocess.run([sys.executable, "-m", "robolearn.tools.viz", str(pusht), "--episode", "1",
                            "--html", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     page = (out / "index.html").read_text()
@@ -47,7 +47,7 @@ def test_html_summary(pusht, tmp_path):
 
 
 def test_unknown_episode_is_named(pusht):
-    from robolearn.datasets.viz import _open
+    from robolearn.tools.viz import _open
 
     with pytest.raises(KeyError, match="episodes \\[42\\]"):
         _open(pusht, 42)

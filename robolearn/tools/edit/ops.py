@@ -1,7 +1,7 @@
 """Dataset editing operations. Each reads one or more LeRobotDataset v3.0 folders and writes a NEW folder; the
 inputs are only read.
 
-Every output is written by :class:`~robolearn.datasets.edit.assemble.DatasetAssembler`, so in every output
+Every output is written by :class:`~robolearn.tools.edit.assemble.DatasetAssembler`, so in every output
 ``episode_index`` is ``0..N-1`` in output order, ``index`` is contiguous, ``task_index`` follows first-seen task
 order, per-episode and global stats (quantiles included) are recomputed, and each camera's mp4 files are rebuilt
 from per-episode segments (stream copy when the cut falls on a keyframe, otherwise decode + re-encode in the
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from robolearn.datasets import constants as C
-from robolearn.datasets.edit.assemble import DatasetAssembler, EpisodeSource
-from robolearn.datasets.edit.source import V3Source, unique_in_order
+from robolearn.tools.edit.assemble import DatasetAssembler, EpisodeSource
+from robolearn.tools.edit.source import V3Source, unique_in_order
 
 
 def _assembler(src: V3Source, out: str | Path, features: Mapping[str, Any] | None = None,

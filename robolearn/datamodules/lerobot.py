@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from robolearn.datasets.errors import DatasetFormatError
-from robolearn.datasets.sampler import EpochShuffleSampler
+from robolearn.datamodules.sampler import EpochShuffleSampler
 from robolearn.features import PolicyFeature, dataset_to_policy_features
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class LeRobotDataModule(L.LightningDataModule):
         generator: optional callable ``generator(root: Path, repo_id: str)`` that creates the dataset
             when ``root`` does not hold one yet (used by the embedded default dataset).
         seed: seed of the train/val episode split and of the shuffle order (each epoch's permutation depends only
-            on it and the epoch: :class:`~robolearn.datasets.sampler.EpochShuffleSampler`; the streaming shuffle).
+            on it and the epoch: :class:`~robolearn.datamodules.sampler.EpochShuffleSampler`; the streaming shuffle).
         streaming: read with :class:`~robolearn.datasets.streaming.StreamingLeRobotDataset` (sequential episode
             reads, shuffle buffer, no up-front loading or download) instead of the map-style reader.
         buffer_size: shuffle buffer size in items when ``streaming``.

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from robolearn.datasets import LeRobotDataset, LeRobotDatasetWriter
-from robolearn.datasets.edit import ops
-from robolearn.datasets.edit.__main__ import main as edit_main
-from robolearn.datasets.edit.video_ops import decode_segment
+from robolearn.tools.edit import ops
+from robolearn.tools.edit.__main__ import main as edit_main
+from robolearn.tools.edit.video_ops import decode_segment
 from robolearn.datasets.stats import compute_episode_stats
 from robolearn.datasets.validate import validate_dataset
 from robolearn.datasets.video import probe_video

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robolearn.datasets import constants as C
-from robolearn.datasets.edit.video_ops import (
+from robolearn.tools.edit.video_ops import (
     SampledFrames,
     cut_segment_copy,
     encoder_for_codec,

@@ -1,6 +1,6 @@
 """Training on several LeRobotDatasets at once (multi-task / multi-embodiment).
 
-Each source dataset is a :class:`~robolearn.datasets.datamodule.LeRobotDataModule` (its own root, fps, episodes,
+Each source dataset is a :class:`~robolearn.datamodules.lerobot.LeRobotDataModule` (its own root, fps, episodes,
 train/val split). Feature keys are renamed to common names per dataset (``rename``), only the common keys present
 in **every** source are kept, and vector features (state, action, environment state) of different widths are
 zero-padded to the widest one (or to ``pad_to[key]``). Each item gains ``<key>_dim_mask`` (bool ``(D_max,)``, True
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
 
-from robolearn.datasets.datamodule import LeRobotDataModule
+from robolearn.datamodules.lerobot import LeRobotDataModule
 from robolearn.features import FeatureType, PolicyFeature
 
 log = logging.getLogger(__name__)

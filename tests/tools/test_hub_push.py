@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from robolearn.datasets import LeRobotDataset
-from robolearn.datasets.hub_push import dataset_card, pull, push_to_hub
+from robolearn.tools.hub_push import dataset_card, pull, push_to_hub
 from robolearn.datasets.metadata import LeRobotDatasetMetadata
 
-from .test_hub import REPO, _fake_cache, lerobot_home  # noqa: F401  (fixture)
+from tests.datasets.test_hub import REPO, _fake_cache, lerobot_home  # noqa: F401  (fixture)
 
 
 class RecordingApi:

@@ -1,8 +1,8 @@
 """Look at a LeRobotDataset episode: in the rerun viewer, as a saved ``.rrd`` file, or as a static HTML/PNG page.
 
-    python -m robolearn.datasets.viz <root or repo_id> --episode 0                 # live viewer (spawns rerun)
-    python -m robolearn.datasets.viz <root> --episode 0 --save out/ep0.rrd         # headless: write an .rrd
-    python -m robolearn.datasets.viz <root> --episode 0 --html out/ep0             # static summary page
+    python -m robolearn.tools.viz <root or repo_id> --episode 0                 # live viewer (spawns rerun)
+    python -m robolearn.tools.viz <root> --episode 0 --save out/ep0.rrd         # headless: write an .rrd
+    python -m robolearn.tools.viz <root> --episode 0 --html out/ep0             # static summary page
 
 The rerun recording has two timelines, ``frame_index`` (sequence) and ``timestamp`` (seconds); each camera is
 logged as a JPEG-compressed image under its feature key, each vector feature as one scalar series per dimension
@@ -173,7 +173,7 @@ codebase {html.escape(str(info.get('codebase_version')))}</p>
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m robolearn.datasets.viz", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m robolearn.tools.viz", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", help="dataset folder (with meta/info.json) or Hub repo id")
     parser.add_argument("--episode", type=int, default=0)

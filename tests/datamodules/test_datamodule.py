@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from robolearn.datasets.datamodule import LeRobotDataModule
+from robolearn.datamodules.lerobot import LeRobotDataModule
 from robolearn.features import FeatureType
 
 

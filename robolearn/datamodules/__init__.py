@@ -1,0 +1,10 @@
+"""Lightning DataModules over LeRobotDatasets: what ``train.py`` instantiates from ``conf/dataset/``.
+
+- :class:`robolearn.datamodules.lerobot.LeRobotDataModule`: one dataset (map-style or streaming), split by
+  episode, windows (``delta_timestamps``) set by the policy.
+- :class:`robolearn.datamodules.multi.MultiLeRobotDataModule`: several datasets with renamed, padded features.
+- :class:`robolearn.datamodules.sampler.EpochShuffleSampler`: the resumable shuffle both use.
+
+This package sits above the format core :mod:`robolearn.datasets` and :mod:`robolearn.features`; nothing below
+it imports it.
+"""
