@@ -1,4 +1,5 @@
-"""Shared test setup: offline Hub, single-threaded torch, paths to the shared real datasets."""
+"""Shared test setup: offline Hub, single-threaded torch, a per-session Arrow cache folder, paths to the shared
+real datasets."""
 
 import os
 from pathlib import Path
@@ -23,3 +24,17 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"shared datasets not found at {SHARED_DATASETS}")
     return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_arrow_cache(tmp_path_factory):
+    """LeRobotDataset's Arrow cache files (robolearn/datasets/arrow_cache.py) go to a folder of this test session
+    instead of ~/.cache/huggingface/datasets, unless HF_DATASETS_CACHE is set (subprocesses inherit it)."""
+    if "HF_DATASETS_CACHE" in os.environ:
+        yield
+        return
+    os.environ["HF_DATASETS_CACHE"] = str(tmp_path_factory.mktemp("hf_datasets_cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop("HF_DATASETS_CACHE", None)

@@ -1,13 +1,17 @@
 """``LeRobotDataset``: a map-style reader for LeRobotDataset v3.0 folders (lerobot's item layout).
 
-Tabular columns of the selected episodes are read once with pyarrow into contiguous numpy arrays; ``__getitem__``
-is then numpy indexing (with a vectorized window gather for ``delta_timestamps``) plus, for video features, frame
-decoding through :class:`robolearn.datasets.video.VideoFrameReader` (lazy per-process containers and a whole-file
-decoded-frame cache). The dataset is picklable and safe to use with forked DataLoader workers.
+The tabular frames of the selected episodes go through Hugging Face ``datasets``: the first load reads and checks
+their parquet files and writes the rows to a memory-mapped Arrow cache file (:mod:`robolearn.datasets.arrow_cache`),
+later loads map that file. :attr:`LeRobotDataset.hf_dataset` is that ``datasets.Dataset``; ``__getitem__`` indexes
+zero-copy numpy views of its buffers (with a vectorized window gather for ``delta_timestamps``) plus, for video
+features, decodes frames through :class:`robolearn.datasets.video.VideoFrameReader` (lazy per-process containers and
+a whole-file decoded-frame cache). The dataset is picklable (the frames travel as the cache file's path) and safe
+to use with forked or spawned DataLoader workers, which share the mapped frames instead of copying them.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
 import warnings
@@ -19,10 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from robolearn.datasets import parquet_files
+from robolearn.datasets import arrow_cache
 from robolearn.datasets.constants import INFO_PATH
 from robolearn.datasets.errors import DatasetFormatError
-from robolearn.datasets.integrity import check_column_dtype, check_frame_times, find_nonfinite
+from robolearn.datasets.integrity import check_frame_times, find_nonfinite
 from robolearn.datasets.metadata import LeRobotDatasetMetadata
 from robolearn.datasets.video import VideoFrameReader
 from robolearn.features import camera_shape_chw
@@ -130,7 +134,8 @@ class LeRobotDataset(torch.utils.data.Dataset):
     Item (``dataset[i]``), ``i`` in ``[0, len(dataset))`` over the frames of the selected episodes in global
     ``index`` order:
 
-    - numeric features: float32 tensors; shape ``(1,)`` features are 0-d, vectors ``(D,)``;
+    - numeric features (float, int or bool in the files): float32 tensors; shape ``(1,)`` features are 0-d,
+      vectors ``(D,)``;
     - ``index``, ``episode_index``, ``frame_index``, ``task_index``: int64 0-d; ``timestamp``: float32 0-d (seconds);
     - camera features (``video`` and ``image``): float32 ``(C, H, W)`` in [0, 1], or uint8 if ``return_uint8``;
     - ``task``: the task string;
@@ -158,19 +163,29 @@ class LeRobotDataset(torch.utils.data.Dataset):
         nonfinite: a NaN or inf in a float feature is an error (``"error"``, naming the key, episodes and first
             frame) or the frame is left out (``"drop"``: windows then skip it; the statistics in ``meta/stats.json``
             may be non-finite too, :class:`~robolearn.datamodules.lerobot.LeRobotDataModule` recomputes them).
+        cache_dir: folder of the Arrow cache files (see :mod:`robolearn.datasets.arrow_cache`); None →
+            ``$HF_DATASETS_CACHE/robolearn_lerobot`` (``~/.cache/huggingface/datasets/robolearn_lerobot``). The
+            dataset folder itself is only read (it may be read-only). The first load of a file set and episode
+            selection writes the file (about the size of the uncompressed columns); later loads map it. If it cannot
+            be written, a warning says so and the frames are held in memory.
 
     Attributes:
         episode_indices: int64 ``(E,)`` selected episode indices, in dataset order.
         ep_from, ep_to: int64 ``(E,)`` positions ``[from, to)`` of each selected episode in this dataset (0..len).
         episode_data_index: ``{"from": LongTensor (E,), "to": LongTensor (E,)}``, the same as tensors.
+        hf_dataset: the frames as a ``datasets.Dataset`` (lerobot's columns and types; see the property).
+        cache_file: the Arrow file ``hf_dataset`` maps (None when held in memory).
 
     Raises:
         FileNotFoundError: a metadata or data file is missing (names it). A missing *video* file only raises when an
             item needs it (naming the file and the episode).
         KeyError: an unknown episode, or a ``delta_timestamps`` key that is not a feature.
         ValueError: a misaligned delta; ``DatasetFormatError`` / ``BackwardCompatibilityError`` (ValueErrors) for
-            malformed or old datasets. ``FrameTimestampError`` (ValueError) from ``__getitem__`` when a decoded frame
-            is farther than ``tolerance_s`` from the requested time.
+            malformed or old datasets: unreadable parquet, a column whose stored dtype or shape disagrees with
+            ``info.json``, timestamps that are not ``frame_index / fps``, NaN/inf with ``nonfinite="error"`` (each
+            message names the file or folder, the key and the first episode/frame concerned).
+            ``FrameTimestampError`` (ValueError) from ``__getitem__`` when a decoded frame is farther than
+            ``tolerance_s`` from the requested time.
     """
 
     def __init__(
@@ -187,6 +202,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
         return_uint8: bool = False,
         video_cache_mb: float = 512,
         nonfinite: str = "error",
+        cache_dir: str | Path | None = None,
     ):
         super().__init__()
         if nonfinite not in ("error", "drop"):
@@ -247,7 +263,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
             self.root = ensure_files(repo_id, self.root, rel, revision=revision)
 
         # ---- tabular data
-        self._load_tabular(data_rel, sel)
+        self._load_tabular(data_rel, sel, cache_dir)
 
         # ---- per-episode video lookup
         self._vid_path: dict[str, list[str]] = {}
@@ -273,55 +289,51 @@ class LeRobotDataset(torch.utils.data.Dataset):
             self.set_delta_timestamps(delta_timestamps)
 
     # ------------------------------------------------------------------ loading
-    def _load_tabular(self, data_rel: dict[str, list[int]], sel: np.ndarray) -> None:
+    def _load_tabular(self, data_rel: dict[str, list[int]], sel: np.ndarray, cache_dir: str | Path | None) -> None:
+        """Open (or first build) the Arrow cache file of the selected episodes' frames and set the numpy views."""
         feats = self.meta.features
         keys = [k for k, f in feats.items() if f["dtype"] not in ("video", "language")]
         for k in ("index", "episode_index", "timestamp"):
             if k not in keys:
                 raise DatasetFormatError(f"{self.meta.root / INFO_PATH}: required feature {k!r} is not declared")
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        spec = {k: feats[k] for k in keys}
         subset = self.episodes is not None
+        paths = []
         for rel, eps in data_rel.items():
             path = self.root / rel
             if not path.is_file():
                 raise FileNotFoundError(f"data file {path} not found (holds episodes {eps[:10]})")
-            names = set(parquet_files.read_schema(path).names)
-            missing = [k for k in keys if k not in names]
-            if missing:
-                raise DatasetFormatError(
-                    f"{path}: columns {missing} declared in info.json features are absent (file has {sorted(names)})"
-                )
-            filters = [("episode_index", "in", eps)] if subset else None
-            table = parquet_files.read_table(path, columns=keys, filters=filters)
-            for k in keys:
-                check_column_dtype(table.schema.field(k).type, feats[k]["dtype"], k, path)
-                parts[k].append(_column_to_numpy(table.column(k), feats[k], k, path))
-        cols = {k: (np.concatenate(v) if len(v) > 1 else v[0]) for k, v in parts.items()}
-
-        # Rows in global `index` order, only selected episodes.
-        index = cols["index"]
-        keep = np.isin(cols["episode_index"], sel)
-        if not keep.all():
-            if not subset:
-                extra = np.unique(cols["episode_index"][~keep])[:10].tolist()
-                warnings.warn(
-                    f"{self.root / 'data'} holds rows of episodes {extra} that meta/episodes does not list; ignoring them",
-                    UserWarning,
-                    stacklevel=3,
-                )
-            cols = {k: v[keep] for k, v in cols.items()}
-            index = cols["index"]
-        if index.size > 1 and np.any(np.diff(index) <= 0):
-            order = np.argsort(index, kind="stable")
-            cols = {k: v[order] for k, v in cols.items()}
-        cols, dropped = self._check_frames(cols)
-        for k, v in cols.items():
-            if isinstance(v, np.ndarray) and v.dtype != object:
-                cols[k] = np.ascontiguousarray(v)
-        self._cols = cols
+            paths.append(path)
+        hf = arrow_cache.hf_features(spec)
+        cache_root = Path(cache_dir).expanduser() if cache_dir is not None else arrow_cache.default_cache_dir()
+        target = arrow_cache.cache_file(cache_root, self.repo_id, self.root, paths, sel if subset else None, sel,
+                                        self.nonfinite, spec)
+        opened = arrow_cache.open_cached(target)
+        if opened is not None:
+            for message in opened[1].get("warnings", []):  # what the build of this file warned about
+                warnings.warn(message, UserWarning, stacklevel=3)
+        else:
+            table, info = self._build_table(data_rel, sel, spec, hf)
+            try:
+                arrow_cache.write_cache_file(table, target, hf, info)
+                opened = arrow_cache.open_cached(target)
+            except OSError as e:
+                warnings.warn(f"cannot write the Arrow cache file {target} ({type(e).__name__}: {e}): the frames of "
+                              f"{self.root} stay in this process's memory and are copied to spawned DataLoader "
+                              "workers; pass cache_dir or set HF_DATASETS_CACHE to a writable folder",
+                              UserWarning, stacklevel=3)
+            if opened is None:
+                opened = arrow_cache.in_memory(table, hf, info)
+            del table
+        self._hf_dataset, info = opened
+        self._hf_dataset.set_transform(arrow_cache.hf_transform_to_torch)
+        self.cache_file = target if self._hf_dataset.cache_files else None
+        self._tab_keys = keys
+        self._set_columns()
+        cols = self._cols
+        check_frame_times(cols, self.meta.fps, self.tolerance_s, self.root / "data")
+        dropped = {int(e): int(c) for e, c in info.get("dropped", {}).items()}
         n = len(cols["index"])
-        if n == 0:
-            raise DatasetFormatError(f"no frame rows found for episodes {sel[:10].tolist()} under {self.root / 'data'}")
 
         ep = cols["episode_index"]
         starts = np.r_[0, np.flatnonzero(np.diff(ep)) + 1]
@@ -347,32 +359,92 @@ class LeRobotDataset(torch.utils.data.Dataset):
         self.episode_indices = run_eps.astype(np.int64)
         self.ep_from = starts.astype(np.int64)
         self.ep_to = ends.astype(np.int64)
-        self._row_slot = np.repeat(np.arange(len(run_eps), dtype=np.int64), ends - starts)
+        self._ep_ends = self.ep_to.tolist()  # bisect finds a position's episode slot (no per-frame array)
         self._task_strings = self.meta._task_strings
 
-        self._numeric_keys = [
-            k for k in cols if k not in self._image_keys and feats[k]["dtype"] not in ("string", "language")
-        ]
-        self._string_keys = [k for k in cols if feats[k]["dtype"] in ("string",)]
+    def _build_table(self, data_rel: dict[str, list[int]], sel: np.ndarray, spec: dict[str, dict],
+                     hf) -> tuple[pa.Table, dict]:
+        """The rows this dataset serves, read from parquet and checked: selected episodes, global ``index`` order,
+        frame times that match ``fps``, finite floats (or those frames dropped). Returns ``(table, info)``; ``info``
+        holds the warnings given and ``{episode: frames dropped}``, kept in the cache file for later loads."""
+        info: dict = {"warnings": [], "dropped": {}}
 
-    def _check_frames(self, cols: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[int, int]]:
-        """Refuse timestamps that disagree with ``fps``, and non-finite float values (or drop those frames when
-        ``nonfinite == "drop"``). Returns the columns and ``{episode: frames dropped}``."""
+        def warn(message: str) -> None:
+            info["warnings"].append(message)
+            warnings.warn(message, UserWarning, stacklevel=4)
+
+        subset = self.episodes is not None
+        tables = [arrow_cache.read_data_file(self.root / rel, spec, hf, eps, only_episodes=subset)
+                  for rel, eps in data_rel.items()]
+        table = pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0].combine_chunks()
+        del tables
+        ep = arrow_cache.column_values(table.column("episode_index"), [1])
+        keep = np.isin(ep, sel)
+        if not keep.all():
+            if not subset:
+                extra = np.unique(ep[~keep])[:10].tolist()
+                warn(f"{self.root / 'data'} holds rows of episodes {extra} that meta/episodes does not list; "
+                     "ignoring them")
+            table = table.filter(pa.array(keep)).combine_chunks()
+        index = arrow_cache.column_values(table.column("index"), [1])
+        if index.size > 1 and np.any(np.diff(index) <= 0):
+            table = table.take(pa.array(np.argsort(index, kind="stable"))).combine_chunks()
+        if table.num_rows == 0:
+            raise DatasetFormatError(f"no frame rows found for episodes {sel[:10].tolist()} under {self.root / 'data'}")
+        numeric = [k for k, f in spec.items() if f["dtype"] not in ("image", "string", "language")]
+        cols = {k: arrow_cache.column_values(table.column(k), spec[k]["shape"]) for k in numeric}
         where = self.root / "data"
         check_frame_times(cols, self.meta.fps, self.tolerance_s, where)
         bad, summary = find_nonfinite(cols, self.meta.features)
-        if not bad:
-            return cols, {}
-        if self.nonfinite == "error":
-            raise DatasetFormatError(
-                f"{where}: non-finite values (NaN/inf): {summary}. Training on them gives NaN weights; drop those "
-                f"frames with nonfinite='drop' (dataset.dataset_kwargs.nonfinite=drop) or repair the data")
-        rows = np.logical_or.reduce(list(bad.values()))
-        episodes, counts = np.unique(cols["episode_index"][rows], return_counts=True)
-        warnings.warn(f"{where}: dropping {int(rows.sum())} frame(s) with non-finite values (nonfinite='drop'): "
-                      f"{summary}", UserWarning, stacklevel=4)
-        keep = ~rows
-        return {k: v[keep] for k, v in cols.items()}, {int(e): int(c) for e, c in zip(episodes, counts)}
+        if bad:
+            if self.nonfinite == "error":
+                raise DatasetFormatError(
+                    f"{where}: non-finite values (NaN/inf): {summary}. Training on them gives NaN weights; drop those "
+                    f"frames with nonfinite='drop' (dataset.dataset_kwargs.nonfinite=drop) or repair the data")
+            rows = np.logical_or.reduce(list(bad.values()))
+            episodes, counts = np.unique(cols["episode_index"][rows], return_counts=True)
+            warn(f"{where}: dropping {int(rows.sum())} frame(s) with non-finite values (nonfinite='drop'): {summary}")
+            info["dropped"] = {str(int(e)): int(c) for e, c in zip(episodes, counts)}
+            del cols
+            table = table.filter(pa.array(~rows)).combine_chunks()
+            if table.num_rows == 0:
+                raise DatasetFormatError(f"{where}: every frame of episodes {sel[:10].tolist()} has non-finite values")
+        return table, info
+
+    def _set_columns(self) -> None:
+        """``self._cols`` from the Arrow table under ``hf_dataset``: numeric features as numpy views of its buffers
+        (memory-mapped, not copied; bool columns are copied), image features as their ``bytes`` / ``path`` Arrow
+        arrays, string features as object arrays."""
+        table = self._hf_dataset.data.table
+        feats = self.meta.features
+        cols: dict = {}
+        for key in self._tab_keys:
+            dtype = feats[key]["dtype"]
+            col = table.column(key)
+            if dtype == "image":
+                arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+                cols[key] = tuple(arr.flatten())  # (bytes, path)
+            elif dtype in ("string", "language"):
+                out = np.empty(len(col), dtype=object)
+                out[:] = col.to_pylist()
+                cols[key] = out
+            else:
+                cols[key] = arrow_cache.column_values(col, feats[key]["shape"])
+        self._cols = cols
+        self._numeric_keys = [k for k in cols
+                              if k not in self._image_keys and feats[k]["dtype"] not in ("string", "language")]
+        self._string_keys = [k for k in cols if feats[k]["dtype"] in ("string",)]
+        # served dtypes: the index columns int64, every other numeric feature float32 (float, int and bool alike)
+        self._serve_dtype = {k: np.dtype(np.int64 if k in _INDEX_KEYS else np.float32) for k in self._numeric_keys}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_cols"] = None  # views of the Arrow buffers: rebuilt from hf_dataset, which pickles as its file path
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._set_columns()
 
     # ------------------------------------------------------------------ public API
     def set_delta_timestamps(self, delta_timestamps: Mapping[str, Sequence[float]] | None) -> None:
@@ -417,7 +489,22 @@ class LeRobotDataset(torch.utils.data.Dataset):
     @property
     def num_frames(self) -> int:
         """Number of frames of the selected episodes (== ``len(self)``)."""
-        return len(self._row_slot)
+        return int(self.ep_to[-1])
+
+    @property
+    def hf_dataset(self):
+        """The frames as a Hugging Face ``datasets.Dataset``, as lerobot's ``LeRobotDataset.hf_dataset``.
+
+        One row per frame of the selected episodes, in this dataset's order (row ``i`` is frame ``i``; frames
+        dropped by ``nonfinite="drop"`` are absent). Columns: every non-video feature with lerobot's HF types
+        (vectors ``Sequence(Value(dtype), length=D)``, ``(1,)`` features ``Value(dtype)``, images ``Image()``),
+        including ``timestamp`` (seconds), ``frame_index``, ``episode_index``, ``index`` and ``task_index``. It is
+        memory-mapped from :attr:`cache_file` (in memory when that could not be written) and formatted by lerobot's
+        transform: ``hf_dataset[i]`` gives tensors (images float ``(C, H, W)`` in [0, 1]). ``map``, ``filter``,
+        ``select_columns``, ``with_format("numpy")``... return new datasets (``map`` caches beside
+        :attr:`cache_file`); they do not change what ``self[i]`` returns.
+        """
+        return self._hf_dataset
 
     @property
     def num_episodes(self) -> int:
@@ -443,7 +530,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------ items
     def _window(self, pos: int, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        slot = self._row_slot[pos]
+        slot = bisect.bisect_right(self._ep_ends, pos)
         lo, hi = self.ep_from[slot], self.ep_to[slot]
         q = pos + offsets
         pad = (q < lo) | (q >= hi)
@@ -471,9 +558,18 @@ class LeRobotDataset(torch.utils.data.Dataset):
             t = t.to(torch.float32).div_(255.0)
         return t
 
+    def _image_value(self, key: str, pos: int):
+        """The PNG bytes (or, when absent, the path) of image feature ``key`` at frame ``pos``."""
+        data, where = self._cols[key]
+        value = data[pos]
+        if value.is_valid:
+            return value.as_py()
+        value = where[pos]
+        return value.as_py() if value.is_valid else None
+
     def __getitem__(self, idx) -> dict:
         idx = int(idx)
-        n = len(self._row_slot)
+        n = self.num_frames
         if idx < 0:
             idx += n
         if not 0 <= idx < n:
@@ -481,26 +577,27 @@ class LeRobotDataset(torch.utils.data.Dataset):
         cols = self._cols
         deltas = self.delta_indices or {}
         item: dict = {}
+        serve = self._serve_dtype
         for key in self._numeric_keys:
             arr = cols[key]
             if key in deltas:
                 q, pad = self._window(idx, deltas[key])
-                item[key] = torch.from_numpy(arr[q])
+                item[key] = torch.from_numpy(arr[q].astype(serve[key], copy=False))
                 item[f"{key}_is_pad"] = torch.from_numpy(pad)
             else:
-                item[key] = torch.from_numpy(np.array(arr[idx]))
+                item[key] = torch.from_numpy(np.array(arr[idx], dtype=serve[key]))
         for key in self._string_keys:
             item[key] = cols[key][idx]
         for key in self._image_keys:
             if key in deltas:
                 q, pad = self._window(idx, deltas[key])
-                frames = np.stack([self._decode_image(key, cols[key][i]) for i in q])
+                frames = np.stack([self._decode_image(key, self._image_value(key, int(i))) for i in q])
                 item[f"{key}_is_pad"] = torch.from_numpy(pad)
             else:
-                frames = self._decode_image(key, cols[key][idx])
+                frames = self._decode_image(key, self._image_value(key, idx))
             item[key] = self._camera_tensor(frames)
         if self._video_keys:
-            slot = int(self._row_slot[idx])
+            slot = bisect.bisect_right(self._ep_ends, idx)
             ep_idx = int(self.episode_indices[slot])
             ts = cols["timestamp"]
             for key in self._video_keys:

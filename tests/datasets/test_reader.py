@@ -103,7 +103,7 @@ def test_smolvla_totals_mismatch(shared_datasets):
     assert {ds[r]["task"] for r in range(0, 4958, 250)} == {"Put the carrot on the plate."}
 
 
-def test_episode_subset_reads_only_needed_files(shared_datasets, monkeypatch):
+def test_episode_subset_reads_only_needed_files(shared_datasets, monkeypatch, tmp_path):
     root = shared_datasets / ACT
     read = []
     orig = pq.read_table
@@ -113,7 +113,8 @@ def test_episode_subset_reads_only_needed_files(shared_datasets, monkeypatch):
         return orig(path, *a, **k)
 
     monkeypatch.setattr(pq, "read_table", spy)
-    ds = LeRobotDataset("c/act", root=root, episodes=[52, 3], download_videos=False)
+    # an empty cache folder: the first load reads parquet (a later one maps the Arrow cache file, reading none)
+    ds = LeRobotDataset("c/act", root=root, episodes=[52, 3], download_videos=False, cache_dir=tmp_path)
     data_reads = [p for p in read if "/data/" in p]
     assert sorted(p.rsplit("/", 1)[1] for p in data_reads) == ["file-000.parquet", "file-002.parquet"]
     monkeypatch.setattr(pq, "read_table", orig)
