@@ -48,6 +48,7 @@ __all__ = [
     "cache_file",
     "write_cache_file",
     "open_cached",
+    "map_table",
     "in_memory",
     "column_values",
 ]
@@ -298,6 +299,17 @@ def open_cached(path: Path) -> tuple["datasets.Dataset", dict[str, Any]] | None:
                       stacklevel=3)
         return None
     return ds, info
+
+
+def map_table(path: Path) -> pa.Table:
+    """The table of a cache file, memory-mapped with pyarrow alone (no ``datasets`` import).
+
+    Raises:
+        FileNotFoundError: the file is gone (e.g. rebuilt after its data files changed).
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"Arrow cache file {path} not found (was it rebuilt after its data files changed?)")
+    return pa.ipc.open_stream(pa.memory_map(str(path))).read_all()  # the buffers keep the mapping alive
 
 
 def in_memory(table: pa.Table, hf: "datasets.Features", info: Mapping[str, Any]) -> tuple["datasets.Dataset", dict]:

@@ -415,7 +415,10 @@ class LeRobotDataset(torch.utils.data.Dataset):
         """``self._cols`` from the Arrow table under ``hf_dataset``: numeric features as numpy views of its buffers
         (memory-mapped, not copied; bool columns are copied), image features as their ``bytes`` / ``path`` Arrow
         arrays, string features as object arrays."""
-        table = self._hf_dataset.data.table
+        if self._hf_dataset is not None:
+            table = self._hf_dataset.data.table
+        else:  # unpickled (a spawned DataLoader worker): map the file with pyarrow alone; hf_dataset opens on use
+            table = arrow_cache.map_table(self.cache_file)
         feats = self.meta.features
         cols: dict = {}
         for key in self._tab_keys:
@@ -439,7 +442,10 @@ class LeRobotDataset(torch.utils.data.Dataset):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_cols"] = None  # views of the Arrow buffers: rebuilt from hf_dataset, which pickles as its file path
+        state["_cols"] = None  # views of the Arrow buffers: mapped again from the cache file after unpickling
+        if self.cache_file is not None:
+            # only the file's path travels; a spawned worker maps it without importing `datasets` (tens of MiB)
+            state["_hf_dataset"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -504,6 +510,12 @@ class LeRobotDataset(torch.utils.data.Dataset):
         ``select_columns``, ``with_format("numpy")``... return new datasets (``map`` caches beside
         :attr:`cache_file`); they do not change what ``self[i]`` returns.
         """
+        if self._hf_dataset is None:  # unpickled: opened again from the cache file on first use
+            opened = arrow_cache.open_cached(self.cache_file)
+            if opened is None:
+                raise FileNotFoundError(f"the Arrow cache file {self.cache_file} of {self.root} is gone")
+            self._hf_dataset = opened[0]
+            self._hf_dataset.set_transform(arrow_cache.hf_transform_to_torch)
         return self._hf_dataset
 
     @property

@@ -9,7 +9,7 @@ appends a line), with:
   ``info_sha256`` (the SHA-256 of ``meta/info.json``) and ``fingerprint``, a content hash over every file of the
   dataset (:func:`dataset_fingerprint`: two recordings with equal counts differ);
 - ``config``: the resolved run config; ``seed``; ``ckpt_path`` the run started from;
-- ``versions``: python, robolearn, torch, lightning, hydra-core, numpy, huggingface_hub, and the platform;
+- ``versions``: python, robolearn, torch, lightning, hydra-core, numpy, huggingface_hub, pyarrow, datasets, av and the platform;
   ``hardware``: CPU model, cores, memory, GPUs;
 - ``slurm``: job/array ids and node when running under SLURM; ``argv``, ``host``, ``time`` (UTC ISO 8601).
 
@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-_PACKAGES = ("robolearn", "torch", "lightning", "hydra-core", "numpy", "huggingface_hub", "pyarrow", "av")
+_PACKAGES = ("robolearn", "torch", "lightning", "hydra-core", "numpy", "huggingface_hub", "pyarrow", "datasets", "av")
 _SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST", "SLURM_RESTART_COUNT")
 
 

@@ -125,6 +125,9 @@ def test_frames_are_mapped_from_the_cache_file_not_copied_into_each_process(shar
     worker_copy = pickle.loads(blob)
     assert _mapping_of(worker_copy._cols["actions"].__array_interface__["data"][0]) == str(ds.cache_file)
     assert torch.equal(worker_copy[1234]["actions"], ds[1234]["actions"])
+    # the worker maps the file with pyarrow alone; its hf_dataset opens on first use
+    assert worker_copy._hf_dataset is None and len(worker_copy.hf_dataset) == len(ds)
+    assert torch.equal(worker_copy.hf_dataset[1234]["actions"], ds[1234]["actions"])
 
 
 def test_cache_is_reused_then_rebuilt_when_a_data_file_changes(shared_datasets, tmp_path, monkeypatch):
