@@ -2,10 +2,21 @@
 
 It owns what all imitation policies share: the features, a :class:`Normalizer` whose statistics are buffers
 (saved in Lightning checkpoints and in ``model.safetensors``), the training/validation steps, optimizer and
-scheduler construction from Hydra ``_partial_`` configs, and the action queue used by ``select_action``.
+scheduler construction (the policy's own, or a Hydra ``_partial_`` replacement), and the action queue used by
+``select_action``.
 
 A subclass implements ``compute_loss``, ``_predict_chunk`` and ``delta_indices`` and may override
 ``get_optim_params``, ``default_optimizer``, ``default_lr_scheduler``, ``_prepare_observation`` and ``reset``.
+
+Optimizer convention (every policy; docs/architecture.md, "Optimizer and scheduler"): the optimizer and scheduler
+hyper-parameters are constructor arguments with the paper's / lerobot's defaults and lerobot's names
+(``optimizer_lr``, ``optimizer_betas``, ``scheduler_warmup_steps``, ...; SAC: ``actor_lr``, ``critic_lr``,
+``temperature_lr``), so each is written once and is a config key ``policy.<name>``. ``default_optimizer`` /
+``default_lr_scheduler`` read them; a subclass lists the ones they read in :attr:`PolicyModule.optimizer_hparams` /
+:attr:`PolicyModule.lr_scheduler_hparams`. Arguments that ``get_optim_params`` puts into parameter groups (e.g.
+ACT's ``optimizer_lr_backbone``) apply with any optimizer. The ``optimizer`` / ``lr_scheduler`` arguments replace
+``default_optimizer`` / ``default_lr_scheduler`` as a whole; giving one together with a non-default value of an
+argument it replaces raises ``ValueError`` (:meth:`PolicyModule.check_optimizer_arguments`).
 """
 
 from __future__ import annotations
@@ -70,6 +81,23 @@ def _wants_arg(factory: Callable, name: str) -> bool:
     return name in sig.parameters
 
 
+def _bound_keywords(factory: Callable) -> dict[str, Any]:
+    """The keyword arguments a ``functools.partial`` (what Hydra's ``_partial_: true`` builds) binds, else ``{}``."""
+    import functools
+
+    return dict(factory.keywords or {}) if isinstance(factory, functools.partial) else {}
+
+
+def _factory_name(factory: Callable) -> str:
+    """``<module>.<qualified name>`` of the callable (of ``func`` for a partial), e.g. ``torch.optim.sgd.SGD``."""
+    import functools
+
+    func = factory.func if isinstance(factory, functools.partial) else factory
+    module = getattr(func, "__module__", None)
+    name = getattr(func, "__qualname__", None) or repr(func)
+    return f"{module}.{name}" if module else name
+
+
 class NonFiniteLossError(FloatingPointError):
     """A training loss was NaN or infinite (the message names the step and the batch's episodes)."""
 
@@ -82,10 +110,12 @@ class PolicyModule(L.LightningModule):
             ``action`` output; cameras are ``(C, H, W)``.
         stats: ``{key: {stat: array}}`` dataset statistics, or ``None`` when the normalizer buffers will be
             loaded from a checkpoint.
-        optimizer: callable ``optimizer(params) -> torch.optim.Optimizer`` (a Hydra ``_partial_`` node);
-            ``None`` uses :meth:`default_optimizer` (the paper's optimizer).
-        lr_scheduler: callable ``lr_scheduler(optimizer, [num_training_steps]) -> LRScheduler`` or ``None``
-            (use :meth:`default_lr_scheduler`) or ``False`` (no scheduler). ``num_training_steps`` is filled
+        optimizer: ``None`` (the default: :meth:`default_optimizer`, the paper's optimizer built from the subclass's
+            ``optimizer_*`` arguments) or a full replacement, a callable ``optimizer(params) -> Optimizer`` (a Hydra
+            ``_partial_`` node). Parameter groups from :meth:`get_optim_params` keep their own ``lr`` etc.
+        lr_scheduler: ``None`` (the default: :meth:`default_lr_scheduler`, built from the subclass's ``scheduler_*``
+            arguments), ``False`` (no scheduler) or a full replacement, a callable
+            ``lr_scheduler(optimizer, [num_training_steps]) -> LRScheduler``. ``num_training_steps`` is filled
             from ``trainer.estimated_stepping_batches`` when the callable has such a parameter that the
             partial does not bind (e.g. ``diffusers.optimization.get_scheduler``). Stepped every optimizer step.
         normalization_mapping: ``{FeatureType name: NormalizationMode name}``; ``None`` uses the class's
@@ -94,7 +124,11 @@ class PolicyModule(L.LightningModule):
 
     Batches are dicts in lerobot's collated layout, raw (unnormalized); ``training_step`` normalizes them.
     Subclasses must call :meth:`_save_policy_hparams` at the end of their ``__init__`` so that
-    ``load_from_checkpoint`` can rebuild them.
+    ``load_from_checkpoint`` can rebuild them (it also runs :meth:`check_optimizer_arguments`).
+
+    Raises:
+        ValueError: (from :meth:`_save_policy_hparams`) ``optimizer`` / ``lr_scheduler`` given together with a
+            non-default value of an argument they replace (see :meth:`check_optimizer_arguments`).
     """
 
     default_normalization_mapping: dict[str, str] = {
@@ -103,6 +137,12 @@ class PolicyModule(L.LightningModule):
         "ENV": "MEAN_STD",
         "ACTION": "MEAN_STD",
     }
+    #: Constructor arguments that :meth:`default_optimizer` reads (lerobot's names: ``optimizer_lr``, ...). An explicit
+    #: ``optimizer`` replaces them, so it may not be combined with a non-default value of one of them.
+    optimizer_hparams: tuple[str, ...] = ()
+    #: Constructor arguments that :meth:`default_lr_scheduler` reads (``scheduler_warmup_steps``, ...). An explicit
+    #: ``lr_scheduler`` (or ``False``) replaces them, so it may not be combined with a non-default value of one of them.
+    lr_scheduler_hparams: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -161,7 +201,11 @@ class PolicyModule(L.LightningModule):
         """Save the subclass's constructor arguments as hyper-parameters, serializably.
 
         ``stats``, ``optimizer`` and ``lr_scheduler`` are left out (stats are buffers; the optimizer is a
-        training-time callable); ``features`` is stored as ``{key: {type, shape}}``.
+        training-time callable); ``features`` is stored as ``{key: {type, shape}}``. Then runs
+        :meth:`check_optimizer_arguments`.
+
+        Raises:
+            ValueError: see :meth:`check_optimizer_arguments`.
         """
         frame = frame or inspect.currentframe().f_back
         self.save_hyperparameters(ignore=["stats", "optimizer", "lr_scheduler"], frame=frame)
@@ -169,6 +213,54 @@ class PolicyModule(L.LightningModule):
             self._hparams[name] = to_primitive(self._hparams[name])
         self._hparams["features"] = {k: f.to_dict() for k, f in self.features.items()}
         self._hparams_initial = type(self._hparams)(dict(self._hparams))
+        self.check_optimizer_arguments()
+
+    @classmethod
+    def optimizer_hparam_defaults(cls) -> dict[str, Any]:
+        """``{name: default}`` of the constructor arguments in :attr:`optimizer_hparams` and
+        :attr:`lr_scheduler_hparams` (JSON-like values: tuples become lists).
+
+        Raises:
+            TypeError: one of those names is not an argument of ``cls.__init__`` with a default (a class bug).
+        """
+        params = inspect.signature(cls.__init__).parameters
+        out = {}
+        for name in (*cls.optimizer_hparams, *cls.lr_scheduler_hparams):
+            if name not in params or params[name].default is inspect.Parameter.empty:
+                raise TypeError(f"{cls.__qualname__} lists '{name}' as an optimizer/scheduler hyper-parameter, but "
+                                "it is not a constructor argument with a default")
+            out[name] = to_primitive(params[name].default)
+        return out
+
+    def check_optimizer_arguments(self) -> None:
+        """Refuse an explicit ``optimizer`` / ``lr_scheduler`` that would silently replace hyper-parameters.
+
+        ``optimizer`` replaces :meth:`default_optimizer`, which is where the arguments of :attr:`optimizer_hparams`
+        are used; ``lr_scheduler`` (a callable, or ``False``) replaces :meth:`default_lr_scheduler` and the arguments
+        of :attr:`lr_scheduler_hparams`. Combining one with a non-default value of such an argument is ambiguous.
+
+        Raises:
+            ValueError: naming the replacement (``policy.optimizer`` = its target) and the arguments with their values
+                and defaults, with the two ways out (drop the node, or reset the arguments to their defaults).
+        """
+        defaults = self.optimizer_hparam_defaults()
+        for node, names, given in (("optimizer", self.optimizer_hparams, self.optimizer_factory),
+                                   ("lr_scheduler", self.lr_scheduler_hparams, self.lr_scheduler_factory)):
+            if given is None:
+                continue
+            changed = {n: self._hparams.get(n) for n in names if to_primitive(self._hparams.get(n)) != defaults[n]}
+            if not changed:
+                continue
+            what = "False (no scheduler)" if given is False else _factory_name(given)
+            default_fn = "default_optimizer" if node == "optimizer" else "default_lr_scheduler"
+            values = ", ".join(f"{n}={v!r} (default {defaults[n]!r})" for n, v in changed.items())
+            resets = " ".join(f"policy.{n}={defaults[n]!r}" for n in changed)
+            own = "optimizer" if node == "optimizer" else "learning-rate scheduler"
+            keep = "put them into the node and reset them" if given is not False else "reset them"
+            raise ValueError(
+                f"{type(self).__name__}: policy.{node} = {what} replaces {default_fn}, the only place where {values} "
+                f"would be used, so both cannot be set. Either drop policy.{node} (the policy's own {own} then uses "
+                f"these values) or {keep}: {resets}.")
 
     # ------------------------------------------------------------------ to implement
     @property
@@ -292,20 +384,38 @@ class PolicyModule(L.LightningModule):
         self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=algorithm)
 
     def get_optim_params(self) -> Any:
-        """Parameters or param groups handed to the optimizer factory (default: all trainable params)."""
+        """Parameters or param groups handed to the optimizer (default: all trainable params). A group's own
+        ``lr``/``weight_decay`` (from constructor arguments such as ACT's ``optimizer_lr_backbone``) apply with
+        :meth:`default_optimizer` and with an explicit ``optimizer`` alike."""
         return [p for p in self.parameters() if p.requires_grad]
 
     def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
-        """The optimizer used when ``optimizer`` is ``None`` (subclasses give the paper's)."""
+        """The optimizer used when ``optimizer`` is ``None``: subclasses build the paper's from the constructor
+        arguments they list in :attr:`optimizer_hparams`. Base: ``AdamW(lr=1e-4)``."""
         return torch.optim.AdamW(params, lr=1e-4)
 
     def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
-        """The scheduler used when ``lr_scheduler`` is ``None`` (default: none)."""
+        """The scheduler used when ``lr_scheduler`` is ``None``, from the arguments in :attr:`lr_scheduler_hparams`
+        (default: none)."""
         return None
 
     def configure_optimizers(self) -> Any:
+        """Lightning hook: ``optimizer`` (or :meth:`default_optimizer`) over :meth:`get_optim_params`, and the
+        scheduler stepped every optimizer step (``lr_scheduler``, :meth:`default_lr_scheduler`, or none for ``False``).
+
+        Raises:
+            ValueError: an explicit ``optimizer`` binds ``lr`` while every parameter group sets its own ``lr`` (the
+                node's value would be ignored; set the policy's group learning rates instead, e.g. SAC's
+                ``actor_lr``/``critic_lr``/``temperature_lr``).
+        """
         params = self.get_optim_params()
         factory = self.optimizer_factory
+        if factory is not None and "lr" in _bound_keywords(factory) and isinstance(params, list) and params \
+                and all(isinstance(g, Mapping) and "lr" in g for g in params):
+            raise ValueError(
+                f"{type(self).__name__}: policy.optimizer sets lr={_bound_keywords(factory)['lr']!r}, but every "
+                f"parameter group of {type(self).__name__}.get_optim_params sets its own lr, so it would be ignored; "
+                "drop lr from policy.optimizer and set the policy's learning-rate arguments instead")
         optimizer = factory(params) if factory is not None else self.default_optimizer(params)
         sched_factory = self.lr_scheduler_factory
         if sched_factory is False:

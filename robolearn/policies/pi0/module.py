@@ -72,7 +72,9 @@ class Pi0Policy(VLAPolicyMixin, PolicyModule):
         features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats: see
             :class:`~robolearn.policies.base.PolicyModule`. ``optimizer=None`` gives AdamW(``optimizer_lr``,
             ``optimizer_betas``, ``optimizer_eps``, ``optimizer_weight_decay``); ``lr_scheduler=None`` gives
-            warmup + cosine decay (:func:`~robolearn.policies.vla.schedule.cosine_decay_with_warmup`).
+            warmup + cosine decay (:func:`~robolearn.policies.vla.schedule.cosine_decay_with_warmup`) with
+            ``scheduler_*``. An explicit ``optimizer`` / ``lr_scheduler`` replaces those arguments (combining it with
+            a non-default value of one of them raises).
         paligemma_variant, action_expert_variant: keys of :data:`~robolearn.policies.pi0.configs.GEMMA_VARIANTS`
             (``gemma_2b`` / ``gemma_300m``; ``dummy`` for tests).
         pretrained_backbone_weights: Hub id or folder of a PaliGemma checkpoint loaded with
@@ -91,6 +93,10 @@ class Pi0Policy(VLAPolicyMixin, PolicyModule):
         peft: LoRA settings ``{r, lora_alpha, lora_dropout, target_modules, modules_to_save}``; ``r=0`` disables
             (see :func:`robolearn.policies.vla.lora.apply_lora`; ``lora_alpha=None`` is peft's 8). Default targets:
             the attention and MLP linears of both Gemma towers; the state/action/time projections train fully.
+        optimizer_lr, optimizer_betas, optimizer_eps, optimizer_weight_decay: AdamW settings (lerobot's PI0Config
+            defaults).
+        scheduler_warmup_steps, scheduler_decay_steps, scheduler_decay_lr: linear warm-up (optimizer steps), cosine
+            decay length (optimizer steps) and final learning rate (lerobot's PI0Config defaults).
         optimizer_grad_clip_norm: gradient-norm clip applied when the trainer sets no ``gradient_clip_val``.
 
     Raises:
@@ -101,6 +107,8 @@ class Pi0Policy(VLAPolicyMixin, PolicyModule):
     pi05 = False
     policy_label = "π0"
     default_normalization_mapping = {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"}
+    optimizer_hparams = ("optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay")
+    lr_scheduler_hparams = ("scheduler_warmup_steps", "scheduler_decay_steps", "scheduler_decay_lr")
 
     def __init__(
         self,
@@ -256,12 +264,17 @@ class Pi0Policy(VLAPolicyMixin, PolicyModule):
         return self
 
     def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
+        """AdamW(``optimizer_lr``, ``optimizer_betas``, ``optimizer_eps``, ``optimizer_weight_decay``): lerobot's π0
+        preset."""
         return torch.optim.AdamW(params, lr=self.optimizer_lr, betas=self.optimizer_betas, eps=self.optimizer_eps,
                                  weight_decay=self.optimizer_weight_decay)
 
     def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        """Linear warm-up over ``scheduler_warmup_steps``, then cosine decay over ``scheduler_decay_steps`` to
+        ``scheduler_decay_lr`` (lerobot's preset). The peak is the optimizer's learning rate (``optimizer_lr`` unless
+        an explicit ``optimizer`` sets another), so the schedule ends at ``scheduler_decay_lr`` with either."""
         warmup, decay, decay_lr = self.scheduler_args
-        return cosine_decay_with_warmup(optimizer, warmup, decay, self.optimizer_lr, decay_lr)
+        return cosine_decay_with_warmup(optimizer, warmup, decay, optimizer.param_groups[0]["lr"], decay_lr)
 
 
 class Pi05Policy(Pi0Policy):

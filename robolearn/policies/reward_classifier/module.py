@@ -45,15 +45,18 @@ class RewardClassifier(PolicyModule):
         pos_weight: BCE weight of positive labels (None: 1).
         success_threshold: probability above which a frame counts as a success (accuracy, :meth:`predict_success`
             callers that threshold).
-        optimizer_lr, optimizer_weight_decay: AdamW settings used when ``optimizer`` is None.
+        optimizer_lr, optimizer_weight_decay: AdamW learning rate and (decoupled) weight decay used when
+            ``optimizer`` is None; an explicit ``optimizer`` replaces them.
 
     Raises:
         ValueError: an ``image_keys`` entry that is not a camera feature; no camera and ``use_state=False``; a
-            threshold outside (0, 1); a non-positive ``pos_weight``.
+            threshold outside (0, 1); a non-positive ``pos_weight``; an explicit ``optimizer`` with a non-default
+            ``optimizer_lr``/``optimizer_weight_decay``.
     """
 
     default_normalization_mapping = {"VISUAL": "MEAN_STD", "STATE": "MEAN_STD", "ENV": "MEAN_STD",
                                      "ACTION": "IDENTITY"}
+    optimizer_hparams = ("optimizer_lr", "optimizer_weight_decay")
 
     def __init__(
         self,

@@ -70,8 +70,9 @@ class SACPolicy(PolicyModule):
 
     Args:
         features, stats, normalization_mapping, use_imagenet_stats: see :class:`~robolearn.policies.base.PolicyModule`.
-        optimizer: ``optimizer(param_groups) -> Optimizer`` (Hydra ``_partial_``); each group carries its ``lr``;
-            None = ``torch.optim.Adam``.
+        optimizer: ``optimizer(param_groups) -> Optimizer`` (Hydra ``_partial_``); None = ``torch.optim.Adam``.
+            Each group carries its own ``lr`` (``actor_lr``, ``critic_lr``, ``temperature_lr``), with any optimizer;
+            a node that sets ``lr`` raises in ``configure_optimizers`` (it would be ignored).
         lr_scheduler: optional ``lr_scheduler(optimizer) -> LRScheduler``, stepped every update.
         discount: gamma.
         temperature_init: initial alpha (lerobot 1.0; its docs suggest ~1e-2 for real robots).
@@ -80,7 +81,8 @@ class SACPolicy(PolicyModule):
         num_critics: size of the critic ensemble (2 = clipped double Q).
         num_subsample_critics: take the target minimum over this many randomly chosen critics (REDQ); None = all.
         critic_target_update_weight: Polyak tau.
-        actor_lr, critic_lr, temperature_lr: Adam learning rates.
+        actor_lr, critic_lr, temperature_lr: learning rates of the actor, critic (and grasp critic) and temperature
+            parameter groups (lerobot's SACConfig names and defaults).
         grad_clip_norm: max L2 norm of the critic and of the actor gradients (each clipped separately; <= 0 = off).
         utd_ratio: gradient updates per environment step (read by the online data module).
         policy_update_freq: actor/temperature update every this many update groups.
@@ -472,4 +474,6 @@ class SACPolicy(PolicyModule):
         return groups
 
     def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
+        """Adam over the groups of :meth:`get_optim_params` (their learning rates are the constructor's; Adam's other
+        settings are torch's defaults, as lerobot's SAC preset)."""
         return torch.optim.Adam(params)

@@ -68,8 +68,10 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
             Default targets: the expert's q/v projections and the state/action/time projections.
         gradient_checkpointing: recompute each decoder layer in the backward pass.
         optimizer_*, scheduler_*: lerobot's preset (AdamW lr 1e-4, betas (0.9, 0.95), wd 1e-10; clip 10; warmup
-            1000, cosine decay over 30k steps to 2.5e-6). ``optimizer_grad_clip_norm`` applies when the trainer
-            sets no ``gradient_clip_val``.
+            1000, cosine decay over 30k steps to 2.5e-6). An explicit ``optimizer`` replaces ``optimizer_lr``,
+            ``optimizer_betas``, ``optimizer_eps``, ``optimizer_weight_decay``; an explicit ``lr_scheduler`` replaces
+            ``scheduler_*`` (combining either with a non-default value of what it replaces raises).
+            ``optimizer_grad_clip_norm`` is a gradient clip, applied when the trainer sets no ``gradient_clip_val``.
         n_obs_steps: must be 1. use_cache: accepted for lerobot compatibility (inference always caches the prefix).
 
     Raises:
@@ -81,6 +83,8 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
     policy_label = "SmolVLA"
     default_normalization_mapping = {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ENV": "MEAN_STD",
                                      "ACTION": "MEAN_STD"}
+    optimizer_hparams = ("optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay")
+    lr_scheduler_hparams = ("scheduler_warmup_steps", "scheduler_decay_steps", "scheduler_decay_lr")
 
     def __init__(
         self,
@@ -254,6 +258,8 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
         return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=wd)
 
     def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
-        """Linear warmup then cosine decay to ``scheduler_decay_lr`` (lerobot's preset)."""
+        """Linear warm-up over ``scheduler_warmup_steps``, then cosine decay over ``scheduler_decay_steps`` to
+        ``scheduler_decay_lr`` (lerobot's preset). The peak is the optimizer's learning rate (``optimizer_lr`` unless
+        an explicit ``optimizer`` sets another), so the schedule ends at ``scheduler_decay_lr`` with either."""
         warmup, decay, decay_lr = self.scheduler_args
-        return cosine_decay_with_warmup(optimizer, warmup, decay, self.optimizer_args[0], decay_lr)
+        return cosine_decay_with_warmup(optimizer, warmup, decay, optimizer.param_groups[0]["lr"], decay_lr)

@@ -45,7 +45,8 @@ class TDMPCPolicy(PolicyModule):
 
     Args:
         features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats: see
-            :class:`~robolearn.policies.base.PolicyModule`. ``optimizer=None`` uses Adam(lr=optimizer_lr).
+            :class:`~robolearn.policies.base.PolicyModule`. ``optimizer=None`` uses Adam(lr=optimizer_lr); an
+            explicit ``optimizer`` replaces ``optimizer_lr`` (combining it with a non-default value raises).
         n_obs_steps: must be 1.
         n_action_repeats: how many times ``select_action`` repeats each planned first action.
         horizon: planning and training horizon ``H`` (steps).
@@ -60,14 +61,16 @@ class TDMPCPolicy(PolicyModule):
         reward_coeff, expectile_weight, value_coeff, consistency_coeff, advantage_scaling, pi_coeff,
             temporal_decay_coeff: loss settings (see above).
         target_model_momentum: EMA momentum of the target network.
-        optimizer_lr: Adam learning rate used when ``optimizer`` is ``None``.
+        optimizer_lr: Adam learning rate used when ``optimizer`` is ``None`` (lerobot's default).
 
     Raises:
         ValueError: invalid settings (see :meth:`_check_settings`) or features (more than one camera, no
-            observation, non-square image with random shifts).
+            observation, non-square image with random shifts); an explicit ``optimizer`` with a non-default
+            ``optimizer_lr``.
     """
 
     default_normalization_mapping = {"VISUAL": "IDENTITY", "STATE": "IDENTITY", "ENV": "IDENTITY", "ACTION": "MIN_MAX"}
+    optimizer_hparams = ("optimizer_lr",)
 
     def __init__(
         self,

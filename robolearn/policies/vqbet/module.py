@@ -29,7 +29,10 @@ class VQBeTPolicy(PolicyModule):
     (``optimizer_lr``, ``optimizer_weight_decay``), the VQ-VAE (``optimizer_vqvae_lr``,
     ``optimizer_vqvae_weight_decay``) and GPT no-decay parameters (weight decay 0); parameters without gradient
     in a phase are left untouched by Adam. The default schedule is lerobot's ``vqbet`` one: constant during
-    phase 1, then linear warm-up over ``scheduler_warmup_steps`` and a cosine decay.
+    phase 1, then linear warm-up over ``scheduler_warmup_steps`` and a cosine decay. An explicit ``optimizer``
+    replaces ``optimizer_lr``/``_betas``/``_eps``/``_weight_decay`` (the groups keep their own settings) and an
+    explicit ``lr_scheduler`` replaces ``scheduler_warmup_steps``; combining one with a non-default value of what
+    it replaces raises.
 
     Inputs: ``observation.state`` ``(B, n_obs_steps, D)`` and one or more cameras ``(B, n_obs_steps, 3, H, W)``
     (same shape; lerobot accepts exactly one), or instead of cameras ``observation.environment_state``
@@ -40,10 +43,14 @@ class VQBeTPolicy(PolicyModule):
 
     Raises:
         ValueError: no state, neither a camera nor an environment state, both, cameras of different shapes, a
-            crop larger than the image, too many tokens for ``gpt_block_size``.
+            crop larger than the image, too many tokens for ``gpt_block_size``; an explicit
+            ``optimizer``/``lr_scheduler`` with a non-default value of an argument it replaces.
     """
 
     default_normalization_mapping = {"VISUAL": "IDENTITY", "STATE": "MIN_MAX", "ENV": "MIN_MAX", "ACTION": "MIN_MAX"}
+    # optimizer_vqvae_lr / optimizer_vqvae_weight_decay are parameter-group settings: they apply with any optimizer
+    optimizer_hparams = ("optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay")
+    lr_scheduler_hparams = ("scheduler_warmup_steps",)
 
     def __init__(
         self,
