@@ -201,5 +201,6 @@ def test_cpu_scaled_experiments_are_state_only_pusht():
 
 @pytest.mark.parametrize("policy", ["diffusion", "diffusion_cpu"])
 def test_diffusion_warmup_lives_in_one_place(policy):
+    # the constructor argument that DiffusionPolicy.default_lr_scheduler reads; no lr_scheduler node repeats it
     cfg = _resolve(_compose(["experiment=none", f"policy={policy}", "policy.scheduler_warmup_steps=123"]))
-    assert cfg["policy"]["lr_scheduler"]["num_warmup_steps"] == 123
+    assert cfg["policy"]["scheduler_warmup_steps"] == 123 and cfg["policy"]["lr_scheduler"] is None

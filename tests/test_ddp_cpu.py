@@ -24,15 +24,20 @@ from .test_train import REPO, TINY
 
 STEPS = 4
 
+# TINY's ACT with SGD (lr 1e-3, weight decay 1e-4) instead of its AdamW: the explicit optimizer node replaces
+# policy.optimizer_lr, so that override is left out (setting both raises)
+SGD_TINY_ACT = [o for o in TINY["act"] if not o.startswith("policy.optimizer_lr=")] + [
+    "policy.optimizer={_target_: torch.optim.SGD, _partial_: true, lr: 1e-3, weight_decay: 1e-4}"]
+
 
 def _train(tmp_path, shared_datasets, name: str, devices: int, batch_size: int):
     out = tmp_path / name
     cmd = [
         sys.executable, "train.py", "experiment=none", "dataset=local",
         f"dataset.root={shared_datasets / 'lerobot_written_pusht_random'}", "dataset.num_workers=0",
-        f"dataset.batch_size={batch_size}", "dataset.val_fraction=0", "policy=act", *TINY["act"],
+        f"dataset.batch_size={batch_size}", "dataset.val_fraction=0", "policy=act", *SGD_TINY_ACT,
         "policy.use_vae=false", "policy.dropout=0.0", "policy.chunk_size=1", "policy.n_action_steps=1",
-        "policy.optimizer._target_=torch.optim.SGD", "trainer=ddp_cpu", f"trainer.devices={devices}",
+        "trainer=ddp_cpu", f"trainer.devices={devices}",
         f"trainer.max_steps={STEPS}", f"trainer.val_check_interval={STEPS}", "trainer.limit_val_batches=0",
         "trainer.log_every_n_steps=1", "callbacks.progress_bar=null", "ckpt_path=null", f"hydra.run.dir={out}",
     ]

@@ -18,6 +18,11 @@ from safetensors.torch import load_file
 
 from .test_train import REPO, TINY
 
+# TINY's ACT with SGD (lr 1e-3, weight decay 1e-4) instead of its AdamW: the explicit optimizer node replaces
+# policy.optimizer_lr, so that override is left out (setting both raises)
+SGD_TINY_ACT = [o for o in TINY["act"] if not o.startswith("policy.optimizer_lr=")] + [
+    "policy.optimizer={_target_: torch.optim.SGD, _partial_: true, lr: 1e-3, weight_decay: 1e-4}"]
+
 
 def _cluster_up() -> bool:
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
@@ -87,9 +92,9 @@ def test_requeued_job_resumes_at_its_step_with_one_wandb_run(tmp_path, shared_da
     cmd = [
         sys.executable, "train.py", "-m", "experiment=none", "hydra/launcher=slurm_cpu", "seed=1000,1000",
         "hydra.launcher.timeout_min=15", "dataset=local", f"dataset.root={root}", "dataset.num_workers=0",
-        "dataset.batch_size=4", "dataset.val_fraction=0", "policy=act", *TINY["act"], "policy.use_vae=false",
+        "dataset.batch_size=4", "dataset.val_fraction=0", "policy=act", *SGD_TINY_ACT, "policy.use_vae=false",
         "policy.dropout=0.0", "policy.chunk_size=1", "policy.n_action_steps=1",
-        "policy.optimizer._target_=torch.optim.SGD", f"trainer.max_steps={steps}", f"trainer.val_check_interval={every}",
+        f"trainer.max_steps={steps}", f"trainer.val_check_interval={every}",
         "trainer.limit_val_batches=0", "trainer.log_every_n_steps=1", f"logger={loggers}",
         f"paths.log_dir={tmp_path}", "callbacks.progress_bar=null",
     ]

@@ -24,12 +24,12 @@ TINY = {
     "act": [
         "policy.dim_model=32", "policy.n_heads=2", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
         "policy.n_vae_encoder_layers=1", "policy.latent_dim=8", "policy.chunk_size=8", "policy.n_action_steps=8",
-        "policy.optimizer.lr=1e-3", "policy.optimizer_lr_backbone=1e-3",
+        "policy.optimizer_lr=1e-3", "policy.optimizer_lr_backbone=1e-3",
     ],
     "diffusion": [
         "policy.down_dims=[16,32]", "policy.diffusion_step_embed_dim=16", "policy.n_groups=4",
         "policy.crop_shape=[80,80]", "policy.spatial_softmax_num_keypoints=8", "policy.horizon=8",
-        "policy.n_action_steps=4", "policy.num_train_timesteps=20", "policy.optimizer.lr=1e-3",
+        "policy.n_action_steps=4", "policy.num_train_timesteps=20", "policy.optimizer_lr=1e-3",
     ],
 }
 

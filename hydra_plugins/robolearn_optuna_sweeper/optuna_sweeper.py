@@ -135,7 +135,7 @@ class RobolearnOptunaSweeper(Sweeper):
         max_failure_rate: fraction of a batch that may fail before the sweep stops with the first failure.
         sampler: an ``optuna.samplers`` object (instantiated from the config's ``_target_``); None = TPE.
         pruner: an ``optuna.pruners`` object, or None (never prune).
-        params: ``{override key: sweep expression}``, e.g. ``{"policy.optimizer.lr": "tag(log, interval(1e-5, 1e-3))"}``.
+        params: ``{override key: sweep expression}``, e.g. ``{"policy.optimizer_lr": "tag(log, interval(1e-5, 1e-3))"}``.
 
     Raises:
         ValueError: a bad ``direction``, ``n_trials``/``n_jobs`` below 1, or ``max_failure_rate`` outside [0, 1].

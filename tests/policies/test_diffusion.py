@@ -83,13 +83,14 @@ def test_loss_decreases_with_lightning(image):
     assert after < before
 
 
-def test_default_scheduler_from_hydra_partial():
+def test_default_scheduler_as_train_py_composes_it():
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from tests.test_configs import _compose
 
-    # conf/policy/diffusion.yaml as train.py composes it (its schema supplies scheduler_warmup_steps)
+    # conf/policy/diffusion.yaml as train.py composes it: no optimizer/lr_scheduler node, so default_optimizer and
+    # default_lr_scheduler build them from the constructor's optimizer_* / scheduler_* arguments
     composed = _compose(["experiment=none", "policy=diffusion"]).policy
     node = OmegaConf.create(OmegaConf.to_container(composed, resolve=True))
     f = features(image=False, env=True)

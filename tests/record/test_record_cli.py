@@ -17,7 +17,7 @@ from tests.record.conftest import REPO, tree_digest
 TINY_ACT = [
     "policy.dim_model=32", "policy.n_heads=2", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
     "policy.n_vae_encoder_layers=1", "policy.latent_dim=8", "policy.chunk_size=8", "policy.n_action_steps=8",
-    "policy.optimizer.lr=1e-3", "policy.optimizer_lr_backbone=1e-3",
+    "policy.optimizer_lr=1e-3", "policy.optimizer_lr_backbone=1e-3",
 ]
 
 

@@ -1,9 +1,10 @@
 """lerobot ``act`` checkpoints <-> robolearn :class:`ACTPolicy` (lerobot 0.6.1 ``ACTConfig``).
 
 Config fields and state-dict keys (``model.*``) have the same names in both, so the weight maps are identities.
-``pretrained_backbone_weights`` is dropped on load (the weights are in ``model.safetensors``);
-``optimizer_lr``/``optimizer_weight_decay`` are training settings that robolearn takes from the Hydra
-``optimizer`` node, so they are ignored on load and written with lerobot's defaults (1e-5, 1e-4) on export.
+``pretrained_backbone_weights`` is dropped on load (the weights are in ``model.safetensors``). The optimizer fields
+(``optimizer_lr``, ``optimizer_weight_decay``, ``optimizer_lr_backbone``) are ``ACTPolicy`` constructor arguments
+too: read on load, written from the policy's values on export. (A policy trained with an explicit ``optimizer``
+node exports its constructor values, which that node replaced.)
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ POLICY_CLASS = ACTPolicy
 NAMES = ("n_obs_steps", "chunk_size", "n_action_steps", "vision_backbone", "replace_final_stride_with_dilation",
          "pre_norm", "dim_model", "n_heads", "dim_feedforward", "feedforward_activation", "n_encoder_layers",
          "n_decoder_layers", "use_vae", "latent_dim", "n_vae_encoder_layers", "temporal_ensemble_coeff", "dropout",
-         "kl_weight", "optimizer_lr_backbone")
-IGNORED = ("pretrained_backbone_weights", "optimizer_lr", "optimizer_weight_decay")
+         "kl_weight", "optimizer_lr", "optimizer_weight_decay", "optimizer_lr_backbone")
+IGNORED = ("pretrained_backbone_weights",)
 
 
 def kwargs_from_lerobot_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -38,8 +39,6 @@ def lerobot_config_from_kwargs(kwargs: Mapping[str, Any], features: Mapping[str,
     for key in NAMES:
         config[key] = kwargs[key]
     config["pretrained_backbone_weights"] = kwargs.get("pretrained_backbone_weights")
-    config["optimizer_lr"] = 1e-5
-    config["optimizer_weight_decay"] = 1e-4
     return config
 
 

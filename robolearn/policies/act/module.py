@@ -69,21 +69,27 @@ class ACTPolicy(PolicyModule):
 
     Args:
         features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats: see
-            :class:`~robolearn.policies.base.PolicyModule`. ``optimizer=None`` uses AdamW(lr 1e-5, wd 1e-4).
+            :class:`~robolearn.policies.base.PolicyModule`. ``optimizer=None`` uses
+            AdamW(``optimizer_lr``, ``optimizer_weight_decay``); an explicit ``optimizer`` replaces those two.
         n_obs_steps: must be 1.
         chunk_size: number of actions predicted per inference ``K``.
         n_action_steps: actions executed per inference (``<= chunk_size``; 1 with temporal ensembling).
         vision_backbone: timm ResNet name; its norm layers are frozen batch norm.
         temporal_ensemble_coeff: ``m`` of the paper's ``w_i = exp(-m i)`` (0.01 in the paper) or ``None``.
-        optimizer_lr_backbone: learning rate of the ``model.backbone`` parameter group.
+        optimizer_lr: AdamW learning rate (lerobot's ACT preset, as the other ``optimizer_*`` defaults).
+        optimizer_weight_decay: AdamW (decoupled) weight decay.
+        optimizer_lr_backbone: learning rate of the ``model.backbone`` parameter group; a parameter-group setting, so
+            it applies with an explicit ``optimizer`` too.
         Others: see :class:`~robolearn.policies.act.model.ACT`.
 
     Raises:
         ValueError: invalid combination (``n_obs_steps != 1``, ``n_action_steps > chunk_size``, ensembling with
-            ``n_action_steps != 1``, no camera and no environment state, cameras of different shapes).
+            ``n_action_steps != 1``, no camera and no environment state, cameras of different shapes); an explicit
+            ``optimizer`` with a non-default ``optimizer_lr``/``optimizer_weight_decay``.
     """
 
     default_normalization_mapping = {"VISUAL": "MEAN_STD", "STATE": "MEAN_STD", "ENV": "MEAN_STD", "ACTION": "MEAN_STD"}
+    optimizer_hparams = ("optimizer_lr", "optimizer_weight_decay")
 
     def __init__(
         self,
@@ -112,6 +118,8 @@ class ACTPolicy(PolicyModule):
         temporal_ensemble_coeff: float | None = None,
         dropout: float = 0.1,
         kl_weight: float = 10.0,
+        optimizer_lr: float = 1e-5,
+        optimizer_weight_decay: float = 1e-4,
         optimizer_lr_backbone: float = 1e-5,
     ):
         super().__init__(features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats)
@@ -124,6 +132,7 @@ class ACTPolicy(PolicyModule):
         if len({self.features[k].shape for k in cams}) > 1:
             raise ValueError(f"ACT cameras must share one shape, got {[(k, self.features[k].shape) for k in cams]}")
         self.chunk_size, self.kl_weight, self.use_vae = chunk_size, kl_weight, use_vae
+        self.optimizer_lr, self.optimizer_weight_decay = optimizer_lr, optimizer_weight_decay
         self.optimizer_lr_backbone = optimizer_lr_backbone
         self.model = ACT(
             state_dim=self.features[self.state_key].shape[0] if self.state_key else None,
@@ -223,5 +232,5 @@ class ACTPolicy(PolicyModule):
         return groups
 
     def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
-        """AdamW(lr=1e-5, weight_decay=1e-4), lerobot's ACT preset."""
-        return torch.optim.AdamW(params, lr=1e-5, weight_decay=1e-4)
+        """AdamW(lr=``optimizer_lr``, weight_decay=``optimizer_weight_decay``), lerobot's ACT preset."""
+        return torch.optim.AdamW(params, lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay)

@@ -3,8 +3,12 @@
 Config fields and state-dict keys (``diffusion.*``) have the same names in both; the weight maps are identities.
 Every model field is read explicitly from ``config.json`` (robolearn's defaults are the paper's, lerobot's
 differ). Unsupported: ``resize_shape`` other than null and ``crop_ratio`` other than 1.0 (raise naming the key).
-Training-only fields (optimizer, ``scheduler_name``, ``drop_n_last_frames``, ``gradient_checkpointing``,
-``compile_*``) are ignored on load and written with lerobot's defaults on export.
+The optimizer and scheduler fields (``optimizer_lr``, ``optimizer_betas``, ``optimizer_eps``,
+``optimizer_weight_decay``, ``scheduler_name``, ``scheduler_warmup_steps``) are ``DiffusionPolicy`` constructor
+arguments too: read on load, written from the policy's values on export (a policy trained with an explicit
+``optimizer``/``lr_scheduler`` node exports its constructor values, which that node replaced). Other training-only
+fields (``drop_n_last_frames``, ``gradient_checkpointing``, ``compile_*``) are ignored on load and written with
+lerobot's defaults on export.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ NAMES = ("n_obs_steps", "horizon", "n_action_steps", "vision_backbone", "crop_sh
          "use_group_norm", "spatial_softmax_num_keypoints", "use_separate_rgb_encoder_per_camera", "down_dims",
          "kernel_size", "n_groups", "diffusion_step_embed_dim", "use_film_scale_modulation", "noise_scheduler_type",
          "num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type", "clip_sample",
-         "clip_sample_range", "num_inference_steps", "do_mask_loss_for_padding", "scheduler_warmup_steps")
+         "clip_sample_range", "num_inference_steps", "do_mask_loss_for_padding", "optimizer_lr", "optimizer_betas",
+         "optimizer_eps", "optimizer_weight_decay", "scheduler_name", "scheduler_warmup_steps")
 IGNORED = ("pretrained_backbone_weights", "drop_n_last_frames", "gradient_checkpointing", "compile_model",
-           "compile_mode", "optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay", "scheduler_name")
+           "compile_mode")
 FIXED = {"resize_shape": None, "crop_ratio": 1.0}
 
 
@@ -34,7 +39,7 @@ def kwargs_from_lerobot_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """``DiffusionPolicy`` kwargs from a lerobot ``diffusion`` ``config.json`` (``LerobotFormatError``, a
     ``ValueError``, names an unknown, missing or unsupported key)."""
     kwargs = convert_config_keys(config, NAMES, ignored=IGNORED, fixed=FIXED)
-    for key in ("crop_shape", "down_dims"):
+    for key in ("crop_shape", "down_dims", "optimizer_betas"):
         if kwargs[key] is not None:
             kwargs[key] = list(kwargs[key])
     return kwargs
@@ -50,8 +55,7 @@ def lerobot_config_from_kwargs(kwargs: Mapping[str, Any], features: Mapping[str,
         "pretrained_backbone_weights": kwargs.get("pretrained_backbone_weights"),
         "drop_n_last_frames": kwargs["horizon"] - kwargs["n_action_steps"] - kwargs["n_obs_steps"] + 1,
         "resize_shape": None, "crop_ratio": 1.0, "gradient_checkpointing": False, "compile_model": False,
-        "compile_mode": "reduce-overhead", "optimizer_lr": 1e-4, "optimizer_betas": [0.95, 0.999],
-        "optimizer_eps": 1e-8, "optimizer_weight_decay": 1e-6, "scheduler_name": "cosine",
+        "compile_mode": "reduce-overhead",
     })
     return config
 

@@ -33,22 +33,32 @@ class DiffusionPolicy(PolicyModule):
 
     Args:
         features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats: see
-            :class:`~robolearn.policies.base.PolicyModule`. ``optimizer=None`` uses Adam(lr 1e-4, betas
-            (0.95, 0.999), eps 1e-8, wd 1e-6); ``lr_scheduler=None`` uses diffusers' cosine schedule with 500
-            warmup steps over ``trainer.estimated_stepping_batches`` (``False`` disables it).
+            :class:`~robolearn.policies.base.PolicyModule`. ``optimizer=None`` uses Adam(``optimizer_lr``,
+            ``optimizer_betas``, ``optimizer_eps``, ``optimizer_weight_decay``); ``lr_scheduler=None`` uses diffusers'
+            ``scheduler_name`` schedule with ``scheduler_warmup_steps`` warm-up steps over
+            ``trainer.estimated_stepping_batches`` (``False`` disables it). An explicit ``optimizer`` /
+            ``lr_scheduler`` replaces those arguments (combining it with a non-default one raises).
         n_obs_steps: observation frames ``T_obs`` fed to the model.
         horizon: length of the denoised action window (multiple of ``2**(len(down_dims)-1)``).
         n_action_steps: actions executed per inference (``<= horizon - n_obs_steps + 1``).
         crop_shape: ``(h, w)`` crop (random in training if ``crop_is_random``, center in eval) or ``None``.
         use_group_norm: GroupNorm(C/16) in the backbone instead of BatchNorm (not with pretrained weights).
         noise_scheduler_type: ``"DDPM"`` or ``"DDIM"``.
+        optimizer_lr, optimizer_betas, optimizer_eps, optimizer_weight_decay: Adam's learning rate, betas, eps and
+            (L2) weight decay: the paper's values, lerobot's names and defaults.
+        scheduler_name: a ``diffusers.optimization.get_scheduler`` name (``"cosine"``: warm-up, then cosine decay
+            to 0 at the last optimizer step).
+        scheduler_warmup_steps: linear warm-up length in optimizer steps.
         Others: see :class:`~robolearn.policies.diffusion.model.DiffusionModel`.
 
     Raises:
-        ValueError: invalid sizes (see above), a crop larger than the images, no camera and no env state.
+        ValueError: invalid sizes (see above), a crop larger than the images, no camera and no env state; an
+            explicit ``optimizer``/``lr_scheduler`` with a non-default value of an argument it replaces.
     """
 
     default_normalization_mapping = {"VISUAL": "MEAN_STD", "STATE": "MIN_MAX", "ENV": "MIN_MAX", "ACTION": "MIN_MAX"}
+    optimizer_hparams = ("optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay")
+    lr_scheduler_hparams = ("scheduler_name", "scheduler_warmup_steps")
 
     def __init__(
         self,
@@ -83,6 +93,11 @@ class DiffusionPolicy(PolicyModule):
         clip_sample_range: float = 1.0,
         num_inference_steps: int | None = None,
         do_mask_loss_for_padding: bool = False,
+        optimizer_lr: float = 1e-4,
+        optimizer_betas: tuple[float, float] = (0.95, 0.999),
+        optimizer_eps: float = 1e-8,
+        optimizer_weight_decay: float = 1e-6,
+        scheduler_name: str = "cosine",
         scheduler_warmup_steps: int = 500,
     ):
         super().__init__(features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats)
@@ -93,7 +108,9 @@ class DiffusionPolicy(PolicyModule):
         self.state_key = self._feature_key(FeatureType.STATE)
         self.env_key = self._feature_key(FeatureType.ENV)
         self.n_obs_steps, self.horizon = n_obs_steps, horizon
-        self.scheduler_warmup_steps = scheduler_warmup_steps
+        self.optimizer_lr, self.optimizer_betas = optimizer_lr, tuple(optimizer_betas)
+        self.optimizer_eps, self.optimizer_weight_decay = optimizer_eps, optimizer_weight_decay
+        self.scheduler_name, self.scheduler_warmup_steps = scheduler_name, scheduler_warmup_steps
         self.diffusion = DiffusionModel(
             state_dim=self.features[self.state_key].shape[0] if self.state_key else None,
             env_state_dim=self.features[self.env_key].shape[0] if self.env_key else None,
@@ -196,14 +213,16 @@ class DiffusionPolicy(PolicyModule):
 
     # ------------------------------------------------------------------ optimization
     def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
-        """Adam(lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6), the paper's."""
-        return torch.optim.Adam(params, lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6)
+        """Adam(``optimizer_lr``, ``optimizer_betas``, ``optimizer_eps``, ``optimizer_weight_decay``), the paper's."""
+        return torch.optim.Adam(params, lr=self.optimizer_lr, betas=self.optimizer_betas, eps=self.optimizer_eps,
+                                weight_decay=self.optimizer_weight_decay)
 
     def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
-        """diffusers' cosine schedule with ``scheduler_warmup_steps`` warmup over the run's optimizer steps."""
+        """diffusers' ``scheduler_name`` schedule with ``scheduler_warmup_steps`` warm-up over the run's
+        optimizer steps (``trainer.estimated_stepping_batches``)."""
         from diffusers.optimization import get_scheduler
 
         return get_scheduler(
-            "cosine", optimizer=optimizer, num_warmup_steps=self.scheduler_warmup_steps,
+            self.scheduler_name, optimizer=optimizer, num_warmup_steps=self.scheduler_warmup_steps,
             num_training_steps=int(self.trainer.estimated_stepping_batches),
         )
