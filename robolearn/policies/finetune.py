@@ -9,7 +9,10 @@ the checkpoint's own class:
    renamed by the type's ``lerobot_format`` module), locally or from the Hugging Face Hub;
 2. build the class with the checkpoint's hyper-parameters (and its ``optimizer``/``lr_scheduler`` Hydra nodes, for
    robolearn exports), the NEW ``features`` and ``stats``, and ``overrides`` merged into the constructor kwargs
-   (``{"peft": {"r": 16}}`` for LoRA, ``n_action_steps``, ``optimizer``, ...);
+   (``{"peft": {"r": 16}}`` for LoRA, ``n_action_steps``, ``optimizer_lr``, ``optimizer``, ...). An override of
+   the optimizer (scheduler) replaces the checkpoint's optimizer (scheduler) settings of the other kind: an
+   ``optimizer`` node drops the checkpoint's ``optimizer_*`` values, an ``optimizer_*`` value drops its ``optimizer``
+   node (see :func:`apply_overrides`);
 3. load every checkpoint tensor. Tensors that legitimately differ are handled explicitly: the normalizer buffers
    come from the new statistics (as lerobot does when fine-tuning on another dataset), and LoRA adapters that the
    checkpoint does not have keep peft's initialization (``lora_B = 0``: the fine-tuned model starts as the
@@ -100,6 +103,18 @@ def finetune_policy(path: str | os.PathLike, features: Mapping[str, Any], stats:
 def apply_overrides(cls: type, kwargs: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """The checkpoint's constructor ``kwargs`` with ``overrides`` merged in and Hydra nodes instantiated.
 
+    The optimizer convention (:class:`~robolearn.policies.base.PolicyModule`: an ``optimizer``/``lr_scheduler`` node
+    replaces the arguments in ``cls.optimizer_hparams``/``cls.lr_scheduler_hparams``) is kept across the merge:
+
+    - ``overrides`` sets ``optimizer`` (``lr_scheduler``): the checkpoint's values of those arguments are dropped
+      (the class defaults apply), since the new node replaces them;
+    - ``overrides`` sets one of those arguments: the checkpoint's ``optimizer`` (``lr_scheduler``) node is dropped,
+      so the policy's own optimizer (scheduler) uses the new value;
+    - a checkpoint written before the convention holds both a node and non-default arguments (its node trained, the
+      arguments were ignored): the node is kept and the arguments are dropped.
+
+    Setting both a node and one of its arguments in ``overrides`` is left to the constructor, which raises.
+
     Raises:
         ValueError: ``overrides`` sets ``features``/``stats`` (they come from the new dataset) or a name that
             ``cls.__init__`` does not accept.
@@ -118,7 +133,7 @@ def apply_overrides(cls: type, kwargs: Mapping[str, Any], overrides: Mapping[str
         unknown = sorted(set(overrides) - set(accepted))
         if unknown:
             raise ValueError(f"policy.overrides: {cls.__qualname__} has no argument(s) {unknown}; accepted: {accepted}")
-    out = dict(kwargs)
+    out = _drop_replaced_training_settings(cls, dict(kwargs), overrides)
     for key, value in overrides.items():
         base = out.get(key, params[key].default if key in params else None)
         out[key] = _merge(base, value)
@@ -126,6 +141,29 @@ def apply_overrides(cls: type, kwargs: Mapping[str, Any], overrides: Mapping[str
         if isinstance(value, Mapping) and "_target_" in value:
             out[key] = instantiate(value)
     return out
+
+
+def _drop_replaced_training_settings(cls: type, kwargs: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` (the checkpoint's) without the optimizer/scheduler settings that ``overrides`` replace; see
+    :func:`apply_overrides`."""
+    defaults = cls.optimizer_hparam_defaults() if hasattr(cls, "optimizer_hparam_defaults") else {}
+    for node, names in (("optimizer", getattr(cls, "optimizer_hparams", ())),
+                        ("lr_scheduler", getattr(cls, "lr_scheduler_hparams", ()))):
+        if overrides.get(node) is not None:
+            dropped = [n for n in names if kwargs.pop(n, None) is not None]
+            if dropped:
+                log.info("fine-tune: policy.overrides.%s replaces the checkpoint's %s", node, dropped)
+        elif any(n in overrides for n in names):
+            if kwargs.pop(node, None) is not None:
+                log.info("fine-tune: policy.overrides sets %s, so the checkpoint's %s node is dropped",
+                         sorted(n for n in names if n in overrides), node)
+        elif kwargs.get(node) is not None:
+            stale = [n for n in names if n in kwargs and to_primitive(kwargs[n]) != defaults.get(n)]
+            for n in stale:
+                kwargs.pop(n)
+            if stale:
+                log.info("fine-tune: the checkpoint's %s node trained it; its %s values are dropped", node, stale)
+    return kwargs
 
 
 def _merge(base: Any, update: Any) -> Any:
