@@ -437,8 +437,10 @@ class LeRobotDataset(torch.utils.data.Dataset):
         self._numeric_keys = [k for k in cols
                               if k not in self._image_keys and feats[k]["dtype"] not in ("string", "language")]
         self._string_keys = [k for k in cols if feats[k]["dtype"] in ("string",)]
-        # served dtypes: the index columns int64, every other numeric feature float32 (float, int and bool alike)
-        self._serve_dtype = {k: np.dtype(np.int64 if k in _INDEX_KEYS else np.float32) for k in self._numeric_keys}
+        # served dtypes: the index columns int64, every other numeric feature float32 (float, int and bool alike);
+        # a key is listed only when its stored dtype differs (then each item's values are converted)
+        served = {k: np.dtype(np.int64 if k in _INDEX_KEYS else np.float32) for k in self._numeric_keys}
+        self._convert = {k: d for k, d in served.items() if cols[k].dtype != d}
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -589,15 +591,16 @@ class LeRobotDataset(torch.utils.data.Dataset):
         cols = self._cols
         deltas = self.delta_indices or {}
         item: dict = {}
-        serve = self._serve_dtype
+        convert = self._convert
         for key in self._numeric_keys:
             arr = cols[key]
             if key in deltas:
                 q, pad = self._window(idx, deltas[key])
-                item[key] = torch.from_numpy(arr[q].astype(serve[key], copy=False))
+                values = arr[q]
                 item[f"{key}_is_pad"] = torch.from_numpy(pad)
             else:
-                item[key] = torch.from_numpy(np.array(arr[idx], dtype=serve[key]))
+                values = np.array(arr[idx])
+            item[key] = torch.from_numpy(values if key not in convert else values.astype(convert[key]))
         for key in self._string_keys:
             item[key] = cols[key][idx]
         for key in self._image_keys:
