@@ -58,10 +58,9 @@ def test_experiment_composes(experiment):
     cfg = _compose([f"experiment={experiment}", "trainer=smoke"])
     resolved = _resolve(cfg)
     # trainer=smoke on the command line replaces the experiment's trainer preset (experiments select theirs with
-    # `override /trainer: <name>`, they do not set its values); *_smoke twins set their own lengths on top.
+    # `override /trainer: <name>`, they do not set its values).
     assert resolved["trainer"]["accelerator"] == "cpu"
-    if not experiment.endswith("_smoke"):
-        assert resolved["trainer"]["max_steps"] == OmegaConf.load(CONF / "trainer" / "smoke.yaml").max_steps
+    assert resolved["trainer"]["max_steps"] == OmegaConf.load(CONF / "trainer" / "smoke.yaml").max_steps
     assert resolved["policy"]["_target_"].startswith("robolearn.policies.")
     assert resolved["dataset"]["_target_"].endswith("DataModule")  # LeRobotDataModule, OnlineRLDataModule, ...
 
@@ -152,15 +151,15 @@ def test_aloha_experiments_record_their_own_task():
     for exp, env_id, expert, eps in (
         ("aloha_transfer_cube_act", "AlohaTransferCube-v0", "TransferCubeExpert", 50),
         ("aloha_insertion_act", "AlohaInsertion-v0", "InsertionExpert", 50),
-        ("aloha_insertion_act_smoke", "AlohaInsertion-v0", "InsertionExpert", 2),
+        ("aloha_insertion_act debug=smoke", "AlohaInsertion-v0", "InsertionExpert", 2),
     ):
-        r = _resolve(_compose([f"experiment={exp}"]))
+        r = _resolve(_compose([f"experiment={exp}"] if " " not in exp else [f"experiment={exp.split()[0]}", "debug=smoke"]))
         gen = r["dataset"]["generator"]
         assert gen["robot"]["env_id"] == f"gym_aloha/{env_id}", exp
         assert gen["robot"]["expert"]["_target_"].endswith(expert), exp
         assert gen["num_episodes"] == eps and gen["fps"] == gen["robot"]["fps"] == 50, exp
-        assert r["policy"]["chunk_size"] == (10 if exp.endswith("_smoke") else 100), exp
-    smoke = _resolve(_compose(["experiment=aloha_transfer_cube_act_smoke"]))
+        assert r["policy"]["chunk_size"] == (10 if exp.endswith("smoke") else 100), exp
+    smoke = _resolve(_compose(["experiment=aloha_transfer_cube_act", "debug=smoke"]))
     full = _resolve(_compose(["experiment=aloha_transfer_cube_act"]))
     # a smoke dataset never lands in (or is read from) the full dataset's cache folder
     assert smoke["dataset"]["root"] != full["dataset"]["root"]
@@ -181,7 +180,7 @@ def test_diffusion_inference_steps_sweep(experiment):
 
 
 def test_vqbet_experiment_and_ablation_sweeps_compose():
-    r = _resolve(_compose(["experiment=pusht_vqbet_smoke"]))
+    r = _resolve(_compose(["experiment=pusht_vqbet", "debug=smoke"]))
     assert r["policy"]["_target_"].endswith("VQBeTPolicy")
     assert r["dataset"]["exclude_features"] == ["observation.environment_state"], "VQ-BeT: image + state only"
     for sweep in ("act_cvae", "act_temporal_ensemble", "seeds3"):
@@ -191,9 +190,10 @@ def test_vqbet_experiment_and_ablation_sweeps_compose():
 
 def test_cpu_scaled_experiments_are_state_only_pusht():
     for exp in ("cpu_scaled_pusht_diffusion_state", "cpu_scaled_act_chunk"):
-        for name in (exp, f"{exp}_smoke"):
-            r = _resolve(_compose([f"experiment={name}", "policy.chunk_size=50"] if "act" in exp
-                                  else [f"experiment={name}"]))
+        for debug in ("none", "smoke"):
+            name = f"{exp} debug={debug}"
+            r = _resolve(_compose([f"experiment={exp}", f"debug={debug}", "policy.chunk_size=50"] if "act" in exp
+                                  else [f"experiment={exp}", f"debug={debug}"]))
             assert r["dataset"]["exclude_features"] == ["observation.image"], name
             if "act" in exp:
                 assert r["policy"]["n_action_steps"] == 50, name
@@ -204,3 +204,52 @@ def test_diffusion_warmup_lives_in_one_place(policy):
     # the constructor argument that DiffusionPolicy.default_lr_scheduler reads; no lr_scheduler node repeats it
     cfg = _resolve(_compose(["experiment=none", f"policy={policy}", "policy.scheduler_warmup_steps=123"]))
     assert cfg["policy"]["scheduler_warmup_steps"] == 123 and cfg["policy"]["lr_scheduler"] is None
+
+
+# Things debug=smoke must shrink in every experiment: the run length, and the size of the data it generates.
+SMOKE_MAX_STEPS = OmegaConf.load(CONF / "trainer" / "smoke.yaml").max_steps
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e != "none"])
+def test_debug_smoke_shortens_every_experiment(experiment):
+    full = _resolve(_compose([f"experiment={experiment}"]))
+    smoke = _resolve(_compose([f"experiment={experiment}", "debug=smoke"]))
+    assert smoke["trainer"]["max_steps"] == SMOKE_MAX_STEPS and smoke["trainer"]["accelerator"] == "cpu"
+    assert smoke["trainer"]["limit_val_batches"] <= 1
+    # a smoke run never writes into (or resumes) the real run's folders, nor generates into its dataset cache
+    assert smoke["paths"]["log_dir"] != full["paths"]["log_dir"]
+    generator = full["dataset"].get("generator") or {}
+    if "num_episodes" in generator:  # demonstrations recorded on first use: fewer, into their own folder
+        assert smoke["dataset"]["root"] != full["dataset"]["root"]
+        assert smoke["dataset"]["generator"]["num_episodes"] < generator["num_episodes"]
+    elif generator:  # a converted dataset (PushT's 206 demonstrations): the same folder, a slice of its episodes
+        assert len(smoke["dataset"]["episodes"]) <= 20
+    rollout = smoke["callbacks"].get("rollout_eval")
+    if rollout:
+        assert rollout["n_episodes"] <= 2 and smoke["env"]["max_episode_steps"] <= 20
+    if "online_step_before_learning" in full["dataset"]:
+        assert smoke["dataset"]["online_step_before_learning"] <= 50
+    # the policy is the smoke size of its family wherever one is written
+    family = smoke["policy"]["_target_"].rsplit(".", 1)[1]
+    small = {"ACTPolicy": ("dim_model", 32), "DiffusionPolicy": ("down_dims", [16, 32]),
+             "VQBeTPolicy": ("gpt_n_layer", 1), "TDMPCPolicy": ("mlp_dim", 32)}
+    if family in small:
+        key, value = small[family]
+        assert smoke["policy"][key] == value, (experiment, key)
+
+
+def test_debug_smoke_presets_name_existing_options():
+    """Every conf/debug_presets/<group>/<debug>/<option>.yaml shrinks an option that exists in conf/<group>/."""
+    for preset in sorted((CONF / "debug_presets").glob("*/*/*.yaml")):
+        group, debug, option = preset.parent.parent.name, preset.parent.name, preset.stem
+        assert (CONF / "debug" / f"{debug}.yaml").is_file(), preset
+        assert (CONF / group / f"{option}.yaml").is_file(), f"{preset}: no conf/{group}/{option}.yaml"
+
+
+def test_act_tiny_is_act_at_the_smoke_size():
+    tiny = _resolve(_compose(["policy=act_tiny"]))["policy"]
+    act = _resolve(_compose(["policy=act"]))["policy"]
+    sizes = OmegaConf.to_container(OmegaConf.load(CONF / "debug_presets" / "policy" / "smoke" / "act.yaml"),
+                                   resolve=True)
+    assert {k: tiny[k] for k in sizes} == sizes
+    assert {k: v for k, v in tiny.items() if k not in sizes} == {k: v for k, v in act.items() if k not in sizes}

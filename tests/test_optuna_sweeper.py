@@ -102,7 +102,7 @@ def test_pruning_callback_reports_and_stops(tmp_path):
 
 
 def _sweep(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "train.py", "-m", "experiment=so101_pick_place_smoke", "hydra/sweeper=optuna_lr_batch",
+    cmd = [sys.executable, "train.py", "-m", "experiment=so101_pick_place", "debug=smoke", "hydra/sweeper=optuna_lr_batch",
            "objective=val/loss", "trainer.max_steps=6", "trainer.val_check_interval=3", "logger=csv",
            "callbacks.progress_bar=null", "callbacks.rollout_eval=null", f"hydra.sweep.dir={tmp_path}/sweep",
            "hydra.sweeper.sampler.n_startup_trials=2", *extra]

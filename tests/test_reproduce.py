@@ -69,7 +69,7 @@ def test_plan_and_commands(tmp_path):
     assert {"experiment=so101_pick_place", "seed=2000", "ckpt_path=auto", "trainer.accelerator=gpu",
             f"hydra.run.dir={runs[1].run_dir}"} <= set(train)
     smoke_runs, _ = rep.plan(spec, tmp_path, smoke=True)
-    assert smoke_runs[0].overrides[0] == "experiment=so101_pick_place_smoke"
+    assert smoke_runs[0].overrides[0] == "experiment=so101_pick_place" and "debug=smoke" in smoke_runs[0].overrides
 
 
 @pytest.mark.parametrize("name", SPECS)

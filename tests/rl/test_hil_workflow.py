@@ -1,6 +1,6 @@
 """The HIL-SERL workflow of docs/rl.md on the simulated planar reach task: record demos (record.py
 robot=sim_planar_reach teleop=scripted) -> train the reward classifier (train.py policy=reward_classifier) -> learner
-and actor (train.py experiment=hil_serl_planar_reach_classifier[_smoke] role=both).
+and actor (train.py experiment=hil_serl_planar_reach_classifier [debug=smoke] role=both).
 
 Fast tests check the pieces (the robot records camera frames with positive and negative success labels, the
 experiment wires the demos and the classifier consistently with the robot config); the slow test runs the three
@@ -63,7 +63,7 @@ def test_sim_planar_reach_robot_records_camera_frames_and_success_labels():
 
 
 def test_classifier_experiment_wires_demos_classifier_and_camera():
-    cfg = _compose("train", ["experiment=hil_serl_planar_reach_classifier_smoke", "demos_root=/d",
+    cfg = _compose("train", ["experiment=hil_serl_planar_reach_classifier", "debug=smoke", "demos_root=/d",
                              "reward_classifier_path=/c"])
     robot = _compose("record", ["robot=sim_planar_reach", "dataset.repo_id=local/x", "dataset.fps=20"]).robot
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
@@ -114,7 +114,8 @@ def test_record_train_classifier_then_learner_and_actor(tmp_path):
     assert p[labels].mean() > p[~labels].mean() + 0.1, (p[labels].mean(), p[~labels].mean())
 
     # 3. learner (offline buffer = the demos) and actor (reward = the classifier) in one command
-    _run(["train.py", "experiment=hil_serl_planar_reach_classifier_smoke", "role=both", f"demos_root={demos}",
+    _run(["train.py", "experiment=hil_serl_planar_reach_classifier", "debug=smoke", "role=both", f"demos_root={demos}",
+          "trainer.max_steps=30", "trainer.val_check_interval=30",
           f"reward_classifier_path={export}", f"paths.log_dir={tmp_path}", f"hydra.run.dir={learner_dir}",
           "callbacks.progress_bar=null", "dataset.port=50068",
           f"actor.record={{repo_id: local/actor_eps, root: '{actor_eps}', use_videos: false, task: reach}}"], 600)

@@ -26,8 +26,6 @@ from robolearn.rl.replay import MixedReplayBuffer, ReplayBuffer  # noqa: E402
 from robolearn.utils.schema import register_schemas  # noqa: E402
 
 ENV_ID = "robolearn.envs.planar_arm:robolearn/PlanarReach-v0"
-TINY = ["policy.latent_dim=8", "policy.mlp_dim=16", "policy.state_encoder_hidden_dim=16", "policy.q_ensemble_size=2",
-        "policy.n_gaussian_samples=16", "policy.n_pi_samples=4", "policy.n_elites=4", "policy.cem_iterations=1"]
 # The learning test: conf/experiment/tdmpc_planar_reach.yaml cut to 3,000 updates, train.yaml's seed (1000).
 SLOW = ["logger=none", "seed=1000", "trainer.max_steps=3000", "trainer.val_check_interval=3000"]
 
@@ -106,10 +104,11 @@ def test_mixed_buffer_serves_sequences_from_both_buffers():
     assert (out["observation.state"][:n_on] < 1000).all() and (out["observation.state"][n_on:] >= 1000).all()
 
 
-def _cfg(tmp_path: Path, extra: list[str], experiment: str = "tdmpc_planar_reach_smoke"):
+def _cfg(tmp_path: Path, extra: list[str], debug: str = "smoke"):
+    """conf/experiment/tdmpc_planar_reach.yaml, shrunk by ``debug=smoke`` unless ``debug="none"``."""
     GlobalHydra.instance().clear()
     register_schemas()
-    overrides = [f"experiment={experiment}", "callbacks.progress_bar=null", f"paths.root_dir={tmp_path}",
+    overrides = ["experiment=tdmpc_planar_reach", f"debug={debug}", "callbacks.progress_bar=null", f"paths.root_dir={tmp_path}",
                  f"paths.output_dir={tmp_path / 'run'}", *extra]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
@@ -119,7 +118,7 @@ def _cfg(tmp_path: Path, extra: list[str], experiment: str = "tdmpc_planar_reach
 
 def test_tdmpc_online_training_step_through_train_py(tmp_path):
     warmup, steps = 30, 4
-    cfg = _cfg(tmp_path, [*TINY, f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
+    cfg = _cfg(tmp_path, [f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
                           f"dataset.online_step_before_learning={warmup}", "dataset.batch_size=8",
                           "dataset.stats_steps=40", "dataset.env_kwargs.max_episode_steps=5"])
     trainer, policy, dm = train_script.train(cfg)
@@ -159,7 +158,7 @@ def test_windowed_layouts_other_than_tdmpc_are_refused():
 
 
 def test_eval_py_runs_a_tdmpc_checkpoint_on_planar_reach(tmp_path):
-    cfg = _cfg(tmp_path, [*TINY, "trainer.max_steps=2", "trainer.val_check_interval=2",
+    cfg = _cfg(tmp_path, ["trainer.max_steps=2", "trainer.val_check_interval=2",
                           "dataset.online_step_before_learning=10", "dataset.batch_size=4", "dataset.stats_steps=20"])
     train_script.train(cfg)
     exported = tmp_path / "run" / "checkpoints" / "pretrained_model"
@@ -199,7 +198,7 @@ def _rollouts(policy, make_env, features_map, episodes: int, seed: int = 123) ->
 def test_tdmpc_planning_beats_random_on_planar_reach(tmp_path):
     """About 4 min on the shared 2-core CPU: 3,000 updates of conf/experiment/tdmpc_planar_reach.yaml. Measured
     (seed 1000): success 0.8, return -18.7 against 0.1 and -56.5 for random actions (docs/rl.md)."""
-    cfg = _cfg(tmp_path, SLOW, experiment="tdmpc_planar_reach")
+    cfg = _cfg(tmp_path, SLOW, debug="none")
     trainer, policy, dm = train_script.train(cfg)
     random_success, random_return = _rollouts(None, dm.make_env, dm.features_map, episodes=10)
     success, ret = _rollouts(policy, dm.make_env, dm.features_map, episodes=10)
