@@ -9,7 +9,8 @@ main process, forked or spawned DataLoader workers, other runs), rather than cop
 
 The file holds a single record batch, so each fixed-width column is one contiguous buffer: :func:`column_values`
 returns it as a zero-copy numpy view (``__getitem__`` is then numpy indexing, as before). A pickled dataset carries
-the file's path, not its frames.
+the file's path, not its frames. Items need pyarrow only (:func:`map_table`); ``datasets`` is imported to build a
+file and to open ``hf_dataset`` (:func:`open_dataset`), since importing it costs about a second and tens of MiB.
 
 Cache folder: ``cache_dir`` if given, else ``$HF_DATASETS_CACHE/robolearn_lerobot`` (read at call time; the
 ``datasets`` default is ``~/.cache/huggingface/datasets``). Never the dataset folder, which may be read-only. A file
@@ -47,9 +48,11 @@ __all__ = [
     "read_data_file",
     "cache_file",
     "write_cache_file",
-    "open_cached",
+    "table_info",
     "map_table",
-    "in_memory",
+    "open_cached",
+    "with_info",
+    "open_dataset",
     "column_values",
 ]
 
@@ -59,16 +62,13 @@ _META_KEY = b"robolearn"
 
 
 def default_cache_dir() -> Path:
-    """``$HF_DATASETS_CACHE/robolearn_lerobot`` (the variable read at call time), else the ``datasets`` library's
-    default cache (``$HF_HOME/datasets``, ``~/.cache/huggingface/datasets``) ``/robolearn_lerobot``."""
+    """``<the datasets library's cache>/robolearn_lerobot``, resolved as ``datasets.config`` does but at call time:
+    ``$HF_DATASETS_CACHE``, else ``$HF_HOME/datasets``, else ``${XDG_CACHE_HOME:-~/.cache}/huggingface/datasets``."""
     env = os.environ.get("HF_DATASETS_CACHE")
-    if env:
-        base = Path(env).expanduser()
-    else:
-        import datasets.config
-
-        base = Path(datasets.config.HF_DATASETS_CACHE)
-    return base / CACHE_SUBDIR
+    if not env:
+        home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+        env = os.path.join(home, "datasets")
+    return Path(env).expanduser() / CACHE_SUBDIR
 
 
 def hf_features(features: Mapping[str, Mapping[str, Any]]) -> "datasets.Features":
@@ -277,32 +277,15 @@ def write_cache_file(table: pa.Table, path: Path, hf: "datasets.Features", info:
                 pass
 
 
-def _info(schema: pa.Schema) -> dict[str, Any]:
-    raw = (schema.metadata or {}).get(_META_KEY)
+def table_info(table: pa.Table) -> dict[str, Any]:
+    """The ``info`` a cache file was written with (:func:`write_cache_file`), ``{}`` if none."""
+    raw = (table.schema.metadata or {}).get(_META_KEY)
     return json.loads(raw) if raw else {}
 
 
-def open_cached(path: Path) -> tuple["datasets.Dataset", dict[str, Any]] | None:
-    """``(memory-mapped Dataset, info)`` of an existing cache file, or None when there is none or it is unreadable
-    (e.g. a file cut short by a crash: it is then rebuilt)."""
-    if not path.is_file():
-        return None
-    import datasets
-
-    from datasets.table import read_schema_from_file
-
-    try:
-        info = _info(read_schema_from_file(str(path)))  # Dataset replaces the schema metadata with its own
-        ds = datasets.Dataset.from_file(str(path))
-    except (pa.ArrowException, OSError, ValueError) as e:
-        warnings.warn(f"unreadable Arrow cache file {path} ({type(e).__name__}: {e}); rebuilding it", UserWarning,
-                      stacklevel=3)
-        return None
-    return ds, info
-
-
 def map_table(path: Path) -> pa.Table:
-    """The table of a cache file, memory-mapped with pyarrow alone (no ``datasets`` import).
+    """The table of a cache file, memory-mapped with pyarrow alone (importing ``datasets`` costs about a second
+    and tens of MiB per process; only :func:`open_dataset` needs it).
 
     Raises:
         FileNotFoundError: the file is gone (e.g. rebuilt after its data files changed).
@@ -312,15 +295,46 @@ def map_table(path: Path) -> pa.Table:
     return pa.ipc.open_stream(pa.memory_map(str(path))).read_all()  # the buffers keep the mapping alive
 
 
-def in_memory(table: pa.Table, hf: "datasets.Features", info: Mapping[str, Any]) -> tuple["datasets.Dataset", dict]:
-    """An in-memory Dataset over ``table`` (when no cache file can be written)."""
+def open_cached(path: Path) -> tuple[pa.Table, dict[str, Any]] | None:
+    """``(memory-mapped table, info)`` of an existing cache file, or None when there is none or it is unreadable
+    (a warning then says it is rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        table = map_table(path)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        warnings.warn(f"unreadable Arrow cache file {path} ({type(e).__name__}: {e}); rebuilding it", UserWarning,
+                      stacklevel=3)
+        return None
+    return table, table_info(table)
+
+
+def with_info(table: pa.Table, hf: "datasets.Features", info: Mapping[str, Any]) -> pa.Table:
+    """``table`` as one chunk per column with the schema metadata a cache file has (when none can be written)."""
+    metadata = dict(hf.arrow_schema.metadata or {})
+    metadata[_META_KEY] = json.dumps(dict(info)).encode()
+    return table.combine_chunks().replace_schema_metadata(metadata)
+
+
+def open_dataset(path: Path | None, table: pa.Table | None = None) -> "datasets.Dataset":
+    """The ``datasets.Dataset`` of a cache file (memory-mapped; ``map`` then caches beside it), or of an in-memory
+    ``table`` when ``path`` is None, with lerobot's :func:`hf_transform_to_torch` set.
+
+    Raises:
+        FileNotFoundError: the file is gone.
+    """
     import datasets
     from datasets.table import InMemoryTable
 
-    metadata = dict(hf.arrow_schema.metadata or {})
-    metadata[_META_KEY] = json.dumps(dict(info)).encode()
-    table = table.combine_chunks().replace_schema_metadata(metadata)
-    return datasets.Dataset(InMemoryTable(table)), dict(info)
+    if path is not None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Arrow cache file {path} not found (was it rebuilt after its data files "
+                                    "changed?)")
+        ds = datasets.Dataset.from_file(str(path))
+    else:
+        ds = datasets.Dataset(InMemoryTable(table))
+    ds.set_transform(hf_transform_to_torch)
+    return ds
 
 
 # --------------------------------------------------------------------------------------------------- numpy views

@@ -304,30 +304,30 @@ class LeRobotDataset(torch.utils.data.Dataset):
             if not path.is_file():
                 raise FileNotFoundError(f"data file {path} not found (holds episodes {eps[:10]})")
             paths.append(path)
-        hf = arrow_cache.hf_features(spec)
         cache_root = Path(cache_dir).expanduser() if cache_dir is not None else arrow_cache.default_cache_dir()
         target = arrow_cache.cache_file(cache_root, self.repo_id, self.root, paths, sel if subset else None, sel,
                                         self.nonfinite, spec)
         opened = arrow_cache.open_cached(target)
+        self.cache_file: Path | None = target
         if opened is not None:
-            for message in opened[1].get("warnings", []):  # what the build of this file warned about
+            table, info = opened
+            for message in info.get("warnings", []):  # what the build of this file warned about
                 warnings.warn(message, UserWarning, stacklevel=3)
         else:
+            hf = arrow_cache.hf_features(spec)
             table, info = self._build_table(data_rel, sel, spec, hf)
             try:
                 arrow_cache.write_cache_file(table, target, hf, info)
-                opened = arrow_cache.open_cached(target)
+                table = arrow_cache.map_table(target)
             except OSError as e:
                 warnings.warn(f"cannot write the Arrow cache file {target} ({type(e).__name__}: {e}): the frames of "
                               f"{self.root} stay in this process's memory and are copied to spawned DataLoader "
                               "workers; pass cache_dir or set HF_DATASETS_CACHE to a writable folder",
                               UserWarning, stacklevel=3)
-            if opened is None:
-                opened = arrow_cache.in_memory(table, hf, info)
-            del table
-        self._hf_dataset, info = opened
-        self._hf_dataset.set_transform(arrow_cache.hf_transform_to_torch)
-        self.cache_file = target if self._hf_dataset.cache_files else None
+                table = arrow_cache.with_info(table, hf, info)
+                self.cache_file = None
+        self._table = table  # memory-mapped from cache_file (in memory when None)
+        self._hf_dataset = None  # opened on first use of hf_dataset: items need only the numpy views
         self._tab_keys = keys
         self._set_columns()
         cols = self._cols
@@ -415,10 +415,9 @@ class LeRobotDataset(torch.utils.data.Dataset):
         """``self._cols`` from the Arrow table under ``hf_dataset``: numeric features as numpy views of its buffers
         (memory-mapped, not copied; bool columns are copied), image features as their ``bytes`` / ``path`` Arrow
         arrays, string features as object arrays."""
-        if self._hf_dataset is not None:
-            table = self._hf_dataset.data.table
-        else:  # unpickled (a spawned DataLoader worker): map the file with pyarrow alone; hf_dataset opens on use
-            table = arrow_cache.map_table(self.cache_file)
+        if self._table is None:  # unpickled (e.g. in a spawned DataLoader worker): map the file again
+            self._table = arrow_cache.map_table(self.cache_file)
+        table = self._table
         feats = self.meta.features
         cols: dict = {}
         for key in self._tab_keys:
@@ -444,10 +443,9 @@ class LeRobotDataset(torch.utils.data.Dataset):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_cols"] = None  # views of the Arrow buffers: mapped again from the cache file after unpickling
+        state["_cols"] = state["_hf_dataset"] = None  # rebuilt from the table (the views) or on use (hf_dataset)
         if self.cache_file is not None:
-            # only the file's path travels; a spawned worker maps it without importing `datasets` (tens of MiB)
-            state["_hf_dataset"] = None
+            state["_table"] = None  # only the file's path travels: the unpickled dataset maps the file again
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -507,17 +505,14 @@ class LeRobotDataset(torch.utils.data.Dataset):
         dropped by ``nonfinite="drop"`` are absent). Columns: every non-video feature with lerobot's HF types
         (vectors ``Sequence(Value(dtype), length=D)``, ``(1,)`` features ``Value(dtype)``, images ``Image()``),
         including ``timestamp`` (seconds), ``frame_index``, ``episode_index``, ``index`` and ``task_index``. It is
-        memory-mapped from :attr:`cache_file` (in memory when that could not be written) and formatted by lerobot's
+        memory-mapped from :attr:`cache_file` (in memory when that could not be written), opened on first use (items
+        do not need it, so a training run never imports ``datasets`` once the file exists), and formatted by lerobot's
         transform: ``hf_dataset[i]`` gives tensors (images float ``(C, H, W)`` in [0, 1]). ``map``, ``filter``,
         ``select_columns``, ``with_format("numpy")``... return new datasets (``map`` caches beside
         :attr:`cache_file`); they do not change what ``self[i]`` returns.
         """
-        if self._hf_dataset is None:  # unpickled: opened again from the cache file on first use
-            opened = arrow_cache.open_cached(self.cache_file)
-            if opened is None:
-                raise FileNotFoundError(f"the Arrow cache file {self.cache_file} of {self.root} is gone")
-            self._hf_dataset = opened[0]
-            self._hf_dataset.set_transform(arrow_cache.hf_transform_to_torch)
+        if self._hf_dataset is None:
+            self._hf_dataset = arrow_cache.open_dataset(self.cache_file, self._table)
         return self._hf_dataset
 
     @property

@@ -130,6 +130,19 @@ def test_frames_are_mapped_from_the_cache_file_not_copied_into_each_process(shar
     assert torch.equal(worker_copy.hf_dataset[1234]["actions"], ds[1234]["actions"])
 
 
+def test_loading_from_the_cache_file_needs_no_datasets_import(shared_datasets, tmp_path):
+    """Importing ``datasets`` costs about a second and tens of MiB per process: a load that finds its cache file (a
+    training run after the first, each spawned DataLoader worker) maps it with pyarrow alone."""
+    import subprocess
+
+    ds = LeRobotDataset("p", root=shared_datasets / PUSHT, download_videos=False, cache_dir=tmp_path)
+    code = ("import sys; from robolearn.datasets.lerobot_dataset import LeRobotDataset as D; "
+            f"ds = D('p', root={str(shared_datasets / PUSHT)!r}, download_videos=False, cache_dir={str(tmp_path)!r}); "
+            "print(str(ds.cache_file), float(ds[42]['action'][0]), 'datasets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(ds.cache_file), str(float(ds[42]["action"][0])), "False"]
+
+
 def test_cache_is_reused_then_rebuilt_when_a_data_file_changes(shared_datasets, tmp_path, monkeypatch):
     root = tmp_path / "pusht"
     shutil.copytree(shared_datasets / PUSHT / "meta", root / "meta")
