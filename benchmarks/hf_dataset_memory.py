@@ -17,10 +17,13 @@
   default ``forkserver`` also pickles the dataset to each worker). Each worker first reads every frame once (its
   state after one epoch; training runs many), then ``--warmup`` batches, then ``--batches`` timed batches; then
   ``/proc/<pid>/smaps_rollup`` of each worker and of the main process: RSS, PSS (shared pages divided among the
-  processes mapping them) and USS (private pages), anonymous and file-backed parts.
+  processes mapping them) and USS (private pages), anonymous and file-backed parts. Then, with the workers gone,
+  the reader alone: microseconds per item over ``--items`` random items in the main process (its columns read once
+  first), which the shared CPU disturbs far less than the DataLoader's samples/s.
 - AFTER's Arrow cache file is built once before the rounds (the build is timed); rounds measure the steady state
   in which the file exists. ``--repeats`` rounds, each running BEFORE and AFTER back to back per start method, in
-  alternating order (the CPU is shared: interleaving spreads the noise over both); the summary gives medians.
+  alternating order (the CPU is shared: interleaving spreads the noise over both); the summary gives medians and
+  the median of the after/before ratios within a round.
 
 The results file (``benchmarks/results/hf_dataset_memory.json``) carries the provenance of
 :func:`robolearn.utils.provenance.results_header` (commit, refused on a dirty tree unless ``--allow-dirty``;
@@ -163,13 +166,23 @@ def child(args: argparse.Namespace) -> None:
     workers = [smaps(w.pid) for w in it._workers]
     main = smaps()
     shapes = {k: list(batch[k].shape) for k in ("action", "observation.state", "action_is_pad")}
-    del it
+    del it, loader
+    # the reader alone, in this process (after the memory was read): microseconds per item over random items, every
+    # column read once first; far less noisy than the DataLoader's samples/s on a shared CPU
+    for values in ds._cols.values():
+        if isinstance(values, np.ndarray) and values.dtype != object:
+            float(values.sum(dtype=np.float64))
+    positions = np.random.default_rng(1).integers(0, len(ds), args.items).tolist()
+    t2 = time.perf_counter()
+    for i in positions:
+        ds[i]
+    item_us = (time.perf_counter() - t2) / len(positions) * 1e6
     print(json.dumps({
         "reader_file": reader.__file__, "hf_dataset": hasattr(ds, "hf_dataset"),
         "cache_file": str(getattr(ds, "cache_file", None) or "") or None,
         "tabular_bytes": int(sum(v.nbytes for v in ds._cols.values() if isinstance(v, np.ndarray))),
         "load_s": round(load_s, 2), "samples": n, "seconds": round(seconds, 3), "samples_per_s": round(n / seconds, 1),
-        "batch_shapes": shapes, "workers": workers, "main": main,
+        "item_us": round(item_us, 2), "batch_shapes": shapes, "workers": workers, "main": main,
     }))
 
 
@@ -198,7 +211,8 @@ def extract_before(commit: str, workdir: Path) -> Path:
 def run_child(code: Path, start_method: str, args: argparse.Namespace, env: dict) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--start-method", start_method,
            "--root", str(args.root), "--fps", str(args.fps), "--batch-size", str(args.batch_size),
-           "--workers", str(args.workers), "--warmup", str(args.warmup), "--batches", str(args.batches)]
+           "--workers", str(args.workers), "--warmup", str(args.warmup), "--batches", str(args.batches),
+           "--items", str(args.items)]
     env = {**env, "PYTHONPATH": str(code)}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -230,10 +244,17 @@ def summarize(runs: list[dict]) -> dict:
                                                                                    "rss_file")},
                 "total_pss_mib_median": _median([r["main"]["pss"] + sum(w["pss"] for w in r["workers"]) for r in rs]),
                 "load_s_median": round(statistics.median(r["load_s"] for r in rs), 2),
+                "item_us_median": round(statistics.median(r["item_us"] for r in rs), 2),
             }
         b, a = per["before"], per["after"]
+        pairs = [(x, y) for x in runs for y in runs if x["start_method"] == y["start_method"] == method
+                 and x["repeat"] == y["repeat"] and x["variant"] == "before" and y["variant"] == "after"]
         per["after_vs_before"] = {
             "throughput_ratio": round(a["samples_per_s_median"] / b["samples_per_s_median"], 3),
+            "throughput_ratio_paired_median": round(statistics.median(
+                y["samples_per_s"] / x["samples_per_s"] for x, y in pairs), 3),
+            "throughput_ratios_paired": [round(y["samples_per_s"] / x["samples_per_s"], 3) for x, y in pairs],
+            "item_cost_ratio_paired_median": round(statistics.median(y["item_us"] / x["item_us"] for x, y in pairs), 3),
             "per_worker_pss_ratio": round(a["per_worker_mib_median"]["pss"] / b["per_worker_mib_median"]["pss"], 3),
             "per_worker_uss_ratio": round(a["per_worker_mib_median"]["uss"] / b["per_worker_mib_median"]["uss"], 3),
             "per_worker_rss_ratio": round(a["per_worker_mib_median"]["rss"] / b["per_worker_mib_median"]["rss"], 3),
@@ -256,6 +277,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--items", type=int, default=20000, help="items timed in the main process (the reader alone)")
     p.add_argument("--start-methods", nargs="+", default=["fork", "spawn"], choices=["fork", "spawn", "forkserver"])
     p.add_argument("--out", type=Path, default=HERE / "results" / "hf_dataset_memory.json")
     p.add_argument("--allow-dirty", action="store_true", help="measure uncommitted code (the result says so)")
@@ -290,7 +312,7 @@ def main() -> None:
     # AFTER's first load writes the Arrow cache file: timed here, outside the rounds
     for old in cache.glob("**/*.arrow"):
         old.unlink()
-    build = run_child(CODE, "fork", argparse.Namespace(**{**vars(args), "batches": 1, "warmup": 0}), env)
+    build = run_child(CODE, "fork", argparse.Namespace(**{**vars(args), "batches": 1, "warmup": 0, "items": 100}), env)
     print(f"after: first load (parquet -> Arrow cache file) {build['load_s']} s")
 
     runs = []
@@ -305,7 +327,8 @@ def main() -> None:
                 print(f"[{rep}] {method:5s} {variant:6s} {r['samples_per_s']:8.1f} samples/s  per worker "
                       f"RSS {w['rss']:6.1f}  PSS {w['pss']:6.1f}"
                       f"  USS {w['uss']:6.1f} MiB  main RSS {r['main']['rss']:.1f} MiB "
-                      f"(anon {r['main']['rss_anon']:.1f})  load {r['load_s']} s", flush=True)
+                      f"(anon {r['main']['rss_anon']:.1f})  load {r['load_s']} s  {r['item_us']} us/item in-process",
+                      flush=True)
     parquet_bytes = sum(f.stat().st_size for f in (args.root / "data").rglob("*.parquet"))
     arrow = sorted(cache.glob("**/*.arrow"))
     summary = summarize(runs)
@@ -326,6 +349,8 @@ def main() -> None:
                                                               "observation.state": "[-1, 0] frames"},
                    "worker_init": "each worker reads every frame of every numeric column once (its state after "
                                   "one epoch) before the warmup"},
+        "item_us": "microseconds per item (windows as above) in the main process over --items random items, after "
+                   "the DataLoader's workers exited and every column was read once",
         "memory": "MiB from /proc/<pid>/smaps_rollup after the timed batches: RSS, PSS (shared pages divided among "
                   "the processes mapping them), USS (private pages); per worker: mean of the workers of a run, "
                   "median over runs",
@@ -340,7 +365,8 @@ def main() -> None:
     for method, per in summary.items():
         b, a, r = per["before"], per["after"], per["after_vs_before"]
         print(f"{method}: samples/s {b['samples_per_s_median']} -> {a['samples_per_s_median']} "
-              f"(x{r['throughput_ratio']}); per-worker PSS {b['per_worker_mib_median']['pss']} -> "
+              f"(x{r['throughput_ratio']}, paired x{r['throughput_ratio_paired_median']}); in-process "
+              f"{b['item_us_median']} -> {a['item_us_median']} us/item; per-worker PSS {b['per_worker_mib_median']['pss']} -> "
               f"{a['per_worker_mib_median']['pss']} MiB, USS {b['per_worker_mib_median']['uss']} -> "
               f"{a['per_worker_mib_median']['uss']} MiB, RSS {b['per_worker_mib_median']['rss']} -> "
               f"{a['per_worker_mib_median']['rss']} MiB; total PSS {b['total_pss_mib_median']} -> "
