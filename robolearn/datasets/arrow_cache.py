@@ -3,9 +3,10 @@
 :class:`~robolearn.datasets.lerobot_dataset.LeRobotDataset` reads the parquet files of its selected episodes once,
 checks them (declared dtypes and shapes, frame times, finite values: :mod:`.integrity`), and writes the rows it
 serves (selected episodes, global ``index`` order, lerobot's HF feature types) to one Arrow IPC stream file in a
-cache folder. Every later load of the same files and selection memory-maps that file instead of decoding parquet
-(``datasets.Dataset.from_file``): the frames live in the page cache, shared by every process that maps the file (the
-main process, forked or spawned DataLoader workers, other runs), rather than copied into each process's memory.
+cache folder. Every later load of the same files and selection memory-maps that file instead of decoding parquet:
+the frames live in the page cache, shared by every process that maps the file (the main process, forked or spawned
+DataLoader workers, other runs), instead of private memory of the process that decoded them (which a forked worker
+shares copy-on-write, but every process the dataset is pickled to, e.g. a spawned worker, receives as a copy).
 
 The file holds a single record batch, so each fixed-width column is one contiguous buffer: :func:`column_values`
 returns it as a zero-copy numpy view (``__getitem__`` is then numpy indexing, as before). A pickled dataset carries
