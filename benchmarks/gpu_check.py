@@ -60,18 +60,15 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from robolearn.utils.presets import preset_kwargs  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results"
 CHECKS = ("train_act", "train_diffusion", "inference", "smolvla", "smolvla_fsdp", "pi0")
 TASK = "pick the red cube and place it on the box"
 GIB = 1024 ** 3
 
-# Tiny sizes of --dry-run (CPU): the same code paths, seconds each.
-TINY_TRAIN = {
-    "act": ["policy.dim_model=32", "policy.n_heads=2", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
-            "policy.n_vae_encoder_layers=1", "policy.latent_dim=8", "policy.chunk_size=8", "policy.n_action_steps=8"],
-    "diffusion": ["policy.down_dims=[16,32]", "policy.diffusion_step_embed_dim=16", "policy.n_groups=4",
-                  "policy.horizon=8", "policy.n_action_steps=4", "policy.num_train_timesteps=10"],
-}
+# --dry-run (CPU) uses the policies' smoke sizes (conf/debug_presets/policy/smoke/): the same code paths, seconds each.
+SMOKE_POLICY_DIR = REPO / "conf" / "debug_presets" / "policy" / "smoke"
 TINY_SMOLVLA = dict(chunk_size=4, n_action_steps=2, max_state_dim=8, max_action_dim=8,
                     resize_imgs_with_padding=(32, 32), num_vlm_layers=2, num_steps=2)
 TINY_PI0 = dict(paligemma_variant="dummy", action_expert_variant="dummy", image_resolution=(28, 28), chunk_size=4,
@@ -292,7 +289,8 @@ def check_train(policy: str, args: argparse.Namespace, device: torch.device, wor
         f"paths.root_dir={work}", f"paths.output_dir={run_dir}",
     ]
     if args.dry_run:
-        overrides += ["trainer.accelerator=cpu", "dataset.episodes=[0,1,2,3,4,5,6,7]", *TINY_TRAIN[policy]]
+        overrides += ["trainer.accelerator=cpu", "dataset.episodes=[0,1,2,3,4,5,6,7]",
+                      *(f"policy.{k}={v}" for k, v in preset_kwargs(SMOKE_POLICY_DIR / f"{policy}.yaml").items())]
     cfg = compose_train(overrides)
     reset_memory(device)
     t0 = time.perf_counter()
@@ -331,9 +329,8 @@ def check_inference(args: argparse.Namespace, device: torch.device, work: Path) 
 
     feats = features()
     stats = random_stats(feats)
-    act_kw = dict(dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1, latent_dim=8) if args.dry_run else {}
-    diff_kw = dict(down_dims=(16, 32), diffusion_step_embed_dim=16, n_groups=4, num_train_timesteps=10) \
-        if args.dry_run else {}
+    act_kw = preset_kwargs(SMOKE_POLICY_DIR / "act.yaml") if args.dry_run else {}
+    diff_kw = preset_kwargs(SMOKE_POLICY_DIR / "diffusion.yaml") if args.dry_run else {}
     calls = 3 if args.dry_run else 50
     out: dict[str, Any] = {}
     torch.manual_seed(0)

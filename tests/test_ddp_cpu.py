@@ -35,7 +35,7 @@ def _train(tmp_path, shared_datasets, name: str, devices: int, batch_size: int):
     cmd = [
         sys.executable, "train.py", "experiment=none", "dataset=local",
         f"dataset.root={shared_datasets / 'lerobot_written_pusht_random'}", "dataset.num_workers=0",
-        f"dataset.batch_size={batch_size}", "dataset.val_fraction=0", "policy=act", *SGD_TINY_ACT,
+        f"dataset.batch_size={batch_size}", "dataset.val_fraction=0", *SGD_TINY_ACT,
         "policy.use_vae=false", "policy.dropout=0.0", "policy.chunk_size=1", "policy.n_action_steps=1",
         "trainer=ddp_cpu", f"trainer.devices={devices}",
         f"trainer.max_steps={STEPS}", f"trainer.val_check_interval={STEPS}", "trainer.limit_val_batches=0",

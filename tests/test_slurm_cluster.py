@@ -41,7 +41,7 @@ def test_seed_sweep_runs_as_slurm_jobs_and_collects(tmp_path, shared_datasets):
         sys.executable, "train.py", "-m", "experiment=none", "hydra/launcher=slurm_cpu", "sweeps=seeds2",
         "hydra.launcher.timeout_min=15", "trainer=smoke", "trainer.max_steps=2", "trainer.val_check_interval=2",
         "dataset=local", f"dataset.root={root}", "dataset.num_workers=0", "dataset.val_fraction=0.2",
-        "policy=act", *TINY["act"], f"paths.log_dir={tmp_path}", "callbacks.progress_bar=null", "logger=csv",
+        *TINY["act"], f"paths.log_dir={tmp_path}", "callbacks.progress_bar=null", "logger=csv",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
@@ -92,7 +92,7 @@ def test_requeued_job_resumes_at_its_step_with_one_wandb_run(tmp_path, shared_da
     cmd = [
         sys.executable, "train.py", "-m", "experiment=none", "hydra/launcher=slurm_cpu", "seed=1000,1000",
         "hydra.launcher.timeout_min=15", "dataset=local", f"dataset.root={root}", "dataset.num_workers=0",
-        "dataset.batch_size=4", "dataset.val_fraction=0", "policy=act", *SGD_TINY_ACT, "policy.use_vae=false",
+        "dataset.batch_size=4", "dataset.val_fraction=0", *SGD_TINY_ACT, "policy.use_vae=false",
         "policy.dropout=0.0", "policy.chunk_size=1", "policy.n_action_steps=1",
         f"trainer.max_steps={steps}", f"trainer.val_check_interval={every}",
         "trainer.limit_val_batches=0", "trainer.log_every_n_steps=1", f"logger={loggers}",

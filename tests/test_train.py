@@ -22,12 +22,10 @@ from robolearn.utils.schema import register_schemas  # noqa: E402
 
 TINY = {
     "act": [
-        "policy.dim_model=32", "policy.n_heads=2", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
-        "policy.n_vae_encoder_layers=1", "policy.latent_dim=8", "policy.chunk_size=8", "policy.n_action_steps=8",
-        "policy.optimizer_lr=1e-3", "policy.optimizer_lr_backbone=1e-3",
+        "policy=act_tiny", "policy.chunk_size=8", "policy.optimizer_lr=1e-3", "policy.optimizer_lr_backbone=1e-3",
     ],
     "diffusion": [
-        "policy.down_dims=[16,32]", "policy.diffusion_step_embed_dim=16", "policy.n_groups=4",
+        "policy=diffusion", "policy.down_dims=[16,32]", "policy.diffusion_step_embed_dim=16", "policy.n_groups=4",
         "policy.crop_shape=[80,80]", "policy.spatial_softmax_num_keypoints=8", "policy.horizon=8",
         "policy.n_action_steps=4", "policy.num_train_timesteps=20", "policy.optimizer_lr=1e-3",
     ],
@@ -39,7 +37,7 @@ def _cfg(tmp_path: Path, dataset_root: Path, policy: str, extra: list[str] = ())
     register_schemas()
     overrides = [
         "dataset=local", f"dataset.root={dataset_root}", "dataset.num_workers=0", "dataset.batch_size=8",
-        "dataset.val_fraction=0.2", f"policy={policy}", *TINY[policy], "trainer=smoke",
+        "dataset.val_fraction=0.2", *TINY[policy], "trainer=smoke",
         f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}", *extra,
     ]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

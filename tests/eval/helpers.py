@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.envs.factory import EnvSpec
 from robolearn.features import dataset_to_policy_features
 from robolearn.policies import save_pretrained
 
 PUSHT_DS = "lerobot_written_pusht_random"
-TINY_ACT = dict(chunk_size=4, n_action_steps=4, dim_model=16, n_heads=2, dim_feedforward=32, n_encoder_layers=1,
-                n_decoder_layers=1, n_vae_encoder_layers=1, latent_dim=4, vision_backbone="resnet18")
+TINY_ACT = smoke_policy_kwargs("act", chunk_size=4)
 
 
 def pusht_spec(max_episode_steps: int = 6, **overrides) -> EnvSpec:

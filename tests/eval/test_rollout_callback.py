@@ -14,8 +14,7 @@ from robolearn.utils.schema import register_schemas
 from tests.eval.helpers import PUSHT_DS
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_ACT = ["policy.dim_model=16", "policy.n_heads=2", "policy.dim_feedforward=32", "policy.n_encoder_layers=1",
-            "policy.n_vae_encoder_layers=1", "policy.latent_dim=4", "policy.chunk_size=4", "policy.n_action_steps=4"]
+TINY_ACT = ["policy=act_tiny", "policy.chunk_size=4"]
 
 
 def _cfg(tmp_path, overrides):
@@ -36,7 +35,7 @@ def test_rollout_eval_callback_logs_during_fit(tmp_path, shared_datasets):
     run = tmp_path / "run"
     cfg = _cfg(tmp_path, [
         "dataset=local", f"dataset.root={shared_datasets / PUSHT_DS}", "dataset.num_workers=0", "dataset.batch_size=4",
-        "dataset.val_fraction=0.2", "policy=act", *TINY_ACT, "trainer=smoke", "callbacks=rollout_eval", "env=pusht",
+        "dataset.val_fraction=0.2", *TINY_ACT, "trainer=smoke", "callbacks=rollout_eval", "env=pusht",
         "env.max_episode_steps=3", "env.make.visualization_width=96", "env.make.visualization_height=96",
         "callbacks.rollout_eval.every_n_train_steps=2", "callbacks.rollout_eval.n_episodes=2",
         "callbacks.rollout_eval.batch_size=2", "callbacks.rollout_eval.max_episodes_rendered=1",

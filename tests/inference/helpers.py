@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.act import ACTPolicy
@@ -51,9 +52,7 @@ def tiny_act(chunk_size: int = 10) -> ACTPolicy:
     """A tiny ACT in eval mode (deterministic: zero latent, no dropout)."""
     torch.manual_seed(0)
     feats = policy_features()
-    policy = ACTPolicy(feats, random_stats(feats), chunk_size=chunk_size, n_action_steps=chunk_size, dim_model=16,
-                       n_heads=2, dim_feedforward=32, n_encoder_layers=1, n_decoder_layers=1,
-                       n_vae_encoder_layers=1, latent_dim=4)
+    policy = ACTPolicy(feats, random_stats(feats), **smoke_policy_kwargs("act", chunk_size=chunk_size))
     return policy.eval()
 
 

@@ -6,13 +6,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 
 IMG = (3, 32, 32)
 
-TINY_ACT = dict(chunk_size=5, n_action_steps=5, dim_model=32, n_heads=2, dim_feedforward=64,
-                n_encoder_layers=1, n_decoder_layers=1, n_vae_encoder_layers=1, latent_dim=4)
+TINY_ACT = smoke_policy_kwargs("act", chunk_size=5)
 TINY_DIFFUSION = dict(horizon=8, n_action_steps=4, down_dims=(16, 32), diffusion_step_embed_dim=16,
                       spatial_softmax_num_keypoints=8, crop_shape=(28, 28), num_train_timesteps=10, n_groups=4)
 

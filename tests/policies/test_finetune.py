@@ -248,7 +248,8 @@ def test_other_action_dim_names_tensors_and_features(act_export):
     with pytest.raises(FinetuneMismatchError) as err:
         finetune_policy(act_export, features, _stats(features, offset=0.0))
     message = str(err.value)
-    assert "model.action_head.weight (2, 16) in the checkpoint vs model.action_head.weight (3, 16)" in message
+    d = TINY_ACT["dim_model"]
+    assert f"model.action_head.weight (2, {d}) in the checkpoint vs model.action_head.weight (3, {d})" in message
     assert "action: ACTION (2,) in the checkpoint, ACTION (3,) in the new dataset" in message
 
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import torch
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.policies.act import ACTPolicy
 from tests.policies.helpers import features, stats
 
@@ -22,8 +23,7 @@ class _FSDPLike(torch.nn.Module):
 
 def _policy() -> ACTPolicy:
     f = features(image=False, env=True)
-    return ACTPolicy(f, stats(f), dim_model=16, n_heads=2, dim_feedforward=32, n_encoder_layers=1,
-                     n_decoder_layers=1, chunk_size=4, n_action_steps=4, use_vae=False)
+    return ACTPolicy(f, stats(f), **smoke_policy_kwargs("act", chunk_size=4, use_vae=False))
 
 
 def test_norm_clipping_uses_the_fsdp_wrapper():

@@ -14,11 +14,7 @@ import pytest
 
 from tests.record.conftest import REPO, tree_digest
 
-TINY_ACT = [
-    "policy.dim_model=32", "policy.n_heads=2", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
-    "policy.n_vae_encoder_layers=1", "policy.latent_dim=8", "policy.chunk_size=8", "policy.n_action_steps=8",
-    "policy.optimizer_lr=1e-3", "policy.optimizer_lr_backbone=1e-3",
-]
+TINY_ACT = ["policy=act_tiny", "policy.chunk_size=8", "policy.optimizer_lr=1e-3", "policy.optimizer_lr_backbone=1e-3"]
 
 
 def _record_cmd(root: Path, out: Path, *extra: str) -> list[str]:
@@ -65,7 +61,7 @@ def test_record_sim_so101_then_train(tmp_path):
     GlobalHydra.instance().clear()
     register_schemas()
     overrides = ["dataset=local", f"dataset.root={root}", "dataset.num_workers=0", "dataset.batch_size=4",
-                 "dataset.val_fraction=0.5", "policy=act", *TINY_ACT, "trainer=smoke", "trainer.max_steps=2",
+                 "dataset.val_fraction=0.5", *TINY_ACT, "trainer=smoke", "trainer.max_steps=2",
                  f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}"]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=none", "experiment=none", *overrides], return_hydra_config=True)
