@@ -14,7 +14,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("ROBOLEARN_SHARED", REPO_ROOT.parent / "shared"))
+SHARED = Path(os.environ.get("ROBOLEARN_SHARED_DIR", REPO_ROOT.parent / "shared"))
 SHARED_DATASETS = SHARED / "datasets"
 
 

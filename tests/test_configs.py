@@ -253,3 +253,15 @@ def test_act_tiny_is_act_at_the_smoke_size():
                                    resolve=True)
     assert {k: tiny[k] for k in sizes} == sizes
     assert {k: v for k, v in tiny.items() if k not in sizes} == {k: v for k, v in act.items() if k not in sizes}
+
+
+def test_pusht_task_string_is_the_datasets_everywhere(shared_datasets):
+    """A language policy is prompted in the sim with the task it was trained on: lerobot's PushT string."""
+    import pyarrow.parquet as pq
+
+    from robolearn.tools.convert.zarr_replay import PUSHT_TASK
+
+    lerobot_tasks = pq.read_table(shared_datasets / "lerobot_written_pusht_random" / "meta" / "tasks.parquet")
+    assert lerobot_tasks.column("task").to_pylist() == [PUSHT_TASK]
+    for path in (CONF / "env" / "pusht.yaml", CONF / "env" / "pusht_keypoints.yaml", CONF / "robot" / "sim_pusht.yaml"):
+        assert OmegaConf.load(path).task == PUSHT_TASK, path
