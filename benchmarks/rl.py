@@ -34,6 +34,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from omegaconf import OmegaConf
 
 from robolearn.policies.sac import SACPolicy
 from robolearn.rl.actor import EnvActor
@@ -43,10 +44,13 @@ from robolearn.utils import provenance
 HERE = Path(__file__).resolve().parent
 ENV_ID = "robolearn.envs.planar_arm:robolearn/PlanarReach-v0"
 FEATURES_MAP = {"agent_pos": "observation.state", "environment_state": "observation.environment_state"}
+NETWORK_KEYS = ("latent_dim", "state_encoder_hidden_dim", "actor_network_kwargs", "critic_network_kwargs")
 SIZES = {
     "lerobot_default": {},
-    "small_64": {"latent_dim": 64, "state_encoder_hidden_dim": 64, "actor_network_kwargs": {"hidden_dims": [64, 64]},
-                 "critic_network_kwargs": {"hidden_dims": [64, 64], "layer_norm": True}},
+    # the network sizes conf/experiment/sac_planar_reach.yaml trains with
+    "small_64": {k: v for k, v in OmegaConf.to_container(
+        OmegaConf.load(HERE.parent / "conf" / "experiment" / "sac_planar_reach.yaml").policy).items()
+        if k in NETWORK_KEYS},
 }
 
 

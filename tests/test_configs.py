@@ -246,13 +246,14 @@ def test_debug_smoke_presets_name_existing_options():
         assert (CONF / group / f"{option}.yaml").is_file(), f"{preset}: no conf/{group}/{option}.yaml"
 
 
-def test_act_tiny_is_act_at_the_smoke_size():
-    tiny = _resolve(_compose(["policy=act_tiny"]))["policy"]
-    act = _resolve(_compose(["policy=act"]))["policy"]
-    sizes = OmegaConf.to_container(OmegaConf.load(CONF / "debug_presets" / "policy" / "smoke" / "act.yaml"),
+@pytest.mark.parametrize("family", ["act", "diffusion"])
+def test_tiny_policy_is_its_family_at_the_smoke_size(family):
+    tiny = _resolve(_compose([f"policy={family}_tiny"]))["policy"]
+    full = _resolve(_compose([f"policy={family}"]))["policy"]
+    sizes = OmegaConf.to_container(OmegaConf.load(CONF / "debug_presets" / "policy" / "smoke" / f"{family}.yaml"),
                                    resolve=True)
     assert {k: tiny[k] for k in sizes} == sizes
-    assert {k: v for k, v in tiny.items() if k not in sizes} == {k: v for k, v in act.items() if k not in sizes}
+    assert {k: v for k, v in tiny.items() if k not in sizes} == {k: v for k, v in full.items() if k not in sizes}
 
 
 def test_pusht_task_string_is_the_datasets_everywhere(shared_datasets):

@@ -25,9 +25,8 @@ TINY = {
         "policy=act_tiny", "policy.chunk_size=8", "policy.optimizer_lr=1e-3", "policy.optimizer_lr_backbone=1e-3",
     ],
     "diffusion": [
-        "policy=diffusion", "policy.down_dims=[16,32]", "policy.diffusion_step_embed_dim=16", "policy.n_groups=4",
-        "policy.crop_shape=[80,80]", "policy.spatial_softmax_num_keypoints=8", "policy.horizon=8",
-        "policy.n_action_steps=4", "policy.num_train_timesteps=20", "policy.optimizer_lr=1e-3",
+        "policy=diffusion_tiny", "policy.crop_shape=[80,80]", "policy.horizon=8", "policy.n_action_steps=4",
+        "policy.optimizer_lr=1e-3", "policy.scheduler_warmup_steps=0",  # 40 steps: no 500-step warm-up
     ],
 }
 

@@ -13,8 +13,8 @@ from robolearn.features import PolicyFeature
 IMG = (3, 32, 32)
 
 TINY_ACT = smoke_policy_kwargs("act", chunk_size=5)
-TINY_DIFFUSION = dict(horizon=8, n_action_steps=4, down_dims=(16, 32), diffusion_step_embed_dim=16,
-                      spatial_softmax_num_keypoints=8, crop_shape=(28, 28), num_train_timesteps=10, n_groups=4)
+# the smoke sizes, with a shorter horizon and a crop that fits IMG
+TINY_DIFFUSION = smoke_policy_kwargs("diffusion", horizon=8, n_action_steps=4, crop_shape=[28, 28])
 
 
 def features(image: bool = True, env: bool = False, state_dim: int = 3, action_dim: int = 2) -> dict[str, PolicyFeature]:

@@ -20,9 +20,7 @@ from robolearn.policies.vqbet import VQBeTPolicy
 from ..conftest import SHARED
 from .helpers import TINY_ACT, TINY_DIFFUSION, features, observation, stats
 
-TINY_VQBET = dict(n_obs_steps=2, n_action_pred_token=2, action_chunk_size=3, crop_shape=(28, 28), use_group_norm=True,
-                  spatial_softmax_num_keypoints=4, vqvae_n_embed=4, vqvae_embedding_dim=8, vqvae_enc_hidden_dim=8,
-                  gpt_block_size=16, gpt_input_dim=8, gpt_output_dim=8, gpt_n_layer=1, gpt_n_head=2, gpt_hidden_dim=8)
+from .test_vqbet import TINY as TINY_VQBET  # noqa: E402
 POLICIES = {"act": (ACTPolicy, TINY_ACT), "diffusion": (DiffusionPolicy, TINY_DIFFUSION), "vqbet": (VQBeTPolicy, TINY_VQBET)}
 LEROBOT_FILES = ["config.json", "model.safetensors", "policy_postprocessor.json",
                  "policy_postprocessor_step_0_unnormalizer_processor.safetensors", "policy_preprocessor.json",

@@ -35,7 +35,8 @@ def test_load_policy_overrides_inference_settings(tmp_path):
     f = features()
     p = DiffusionPolicy(f, stats(f), **TINY_DIFFUSION, noise_scheduler_type="DDPM").eval()
     out = save_pretrained(p, tmp_path / "pretrained_model")
-    assert load_policy(out).diffusion.num_inference_steps == 10
+    # DDPM samples with every training timestep unless told otherwise
+    assert load_policy(out).diffusion.num_inference_steps == TINY_DIFFUSION["num_train_timesteps"]
     q = load_policy(out, overrides={"noise_scheduler_type": "DDIM", "num_inference_steps": 2})
     assert type(q.diffusion.noise_scheduler).__name__ == "DDIMScheduler" and q.diffusion.num_inference_steps == 2
     assert q.predict_action_chunk(observation(f)).shape[-1] == 2

@@ -15,6 +15,7 @@ import gymnasium as gym
 import pytest
 import torch
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.envs.planar_arm import PlanarReachPD
 from robolearn.inference.codec import encode
 from robolearn.policies.sac import SACPolicy
@@ -26,8 +27,7 @@ from robolearn.rl.hil.protocol import IS_INTERVENTION, method_path, stack_transi
 REPO = Path(__file__).resolve().parents[2]
 ENV_ID = "robolearn.envs.planar_arm:robolearn/PlanarReach-v0"
 FEATURES_MAP = {"agent_pos": "observation.state", "environment_state": "observation.environment_state"}
-TINY = dict(latent_dim=8, state_encoder_hidden_dim=8, actor_network_kwargs={"hidden_dims": [16]},
-            critic_network_kwargs={"hidden_dims": [16]})
+TINY = smoke_policy_kwargs("sac")
 
 
 def make_env(steps: int = 20) -> gym.Env:

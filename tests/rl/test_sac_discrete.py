@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.features import FeatureType, PolicyFeature
 from robolearn.policies import load_policy, save_pretrained
 from robolearn.policies.sac import SACPolicy
@@ -21,8 +22,7 @@ STATS = {
     "observation.state": {"min": [-1.0, -1.0, -1.0], "max": [1.0, 1.0, 1.0]},
     "action": {"min": [-2.0, 0.0, 0.0], "max": [2.0, 1.0, 2.0]},
 }
-TINY = dict(latent_dim=8, state_encoder_hidden_dim=8, actor_network_kwargs={"hidden_dims": [16]},
-            critic_network_kwargs={"hidden_dims": [16]}, discrete_critic_network_kwargs={"hidden_dims": [16]})
+TINY = smoke_policy_kwargs("sac", discrete_critic_network_kwargs={"hidden_dims": [16]})
 
 
 def _policy(stats=STATS, **kw) -> SACPolicy:
