@@ -1,18 +1,19 @@
 """Train a policy: ``python train.py [group=option ...] [key=value ...]``.
 
-Builds the DataModule from ``cfg.dataset``, the policy from ``cfg.policy`` with the dataset's features
-and stats, the Lightning Trainer from ``cfg.trainer`` (+ loggers and callbacks), then fits. The same
-code trains every policy family; nothing here depends on which one is selected.
+Builds the DataModule from ``cfg.dataset`` (given the training-image augmentation of ``cfg.augment``), the policy
+from ``cfg.policy`` with the dataset's features and stats, the Lightning Trainer from ``cfg.trainer`` (+ loggers and
+callbacks), then fits. The same code trains every policy family; nothing here depends on which one is selected.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
 import hydra
 import lightning as L
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.utils import provenance
@@ -58,12 +59,29 @@ def record_provenance(cfg: DictConfig, datamodule, trainer: L.Trainer, ckpt_path
     return record
 
 
+def build_datamodule(cfg: DictConfig):
+    """Instantiate ``cfg.dataset``, giving it the :class:`~robolearn.augment.ImageAugment` of ``cfg.augment``
+    (``conf/augment/``; None with ``augment=none``, and then the dataset node is instantiated as it is).
+
+    Raises:
+        ValueError: ``augment`` is set but the DataModule's constructor has no ``augment`` argument.
+    """
+    if cfg.get("augment") is None:
+        return instantiate(cfg.dataset)
+    target = cfg.dataset.get("_target_")
+    if target and "augment" not in inspect.signature(get_object(target)).parameters:
+        raise ValueError(f"augment is set but dataset._target_ {target} takes no `augment` argument: "
+                         f"use augment=none with this dataset")
+    return instantiate(cfg.dataset, augment=instantiate(cfg.augment, _convert_="all"))
+
+
 def train(cfg: DictConfig):
     """Run one training job from a composed config; returns ``(trainer, policy, datamodule)``."""
     L.seed_everything(cfg.seed, workers=True)
-    for key in ("dataset", "policy"):  # a wrong-type override names its key here, not deep inside the constructor
-        check_node_arguments(OmegaConf.to_container(cfg[key], resolve=True), key)
-    datamodule = instantiate(cfg.dataset)
+    for key in ("dataset", "policy", "augment"):  # a wrong-type override names its key here, not deep inside
+        if cfg.get(key) is not None:
+            check_node_arguments(OmegaConf.to_container(cfg[key], resolve=True), key)
+    datamodule = build_datamodule(cfg)
     policy = instantiate(cfg.policy, features=datamodule.features, stats=datamodule.stats)
     datamodule.set_delta_indices(policy.delta_indices)
     policy.run_config = run_config(cfg)

@@ -18,8 +18,9 @@ from torch.utils.data import DataLoader, IterableDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from robolearn.datasets.errors import DatasetFormatError
+from robolearn.datamodules.augmented import AugmentedDataset, AugmentedIterable, EpochTaggedSampler, build_augment
 from robolearn.datamodules.sampler import EpochShuffleSampler
-from robolearn.features import PolicyFeature, dataset_to_policy_features
+from robolearn.features import FeatureType, PolicyFeature, dataset_to_policy_features
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,14 @@ class LeRobotDataModule(L.LightningDataModule):
             reads, shuffle buffer, no up-front loading or download) instead of the map-style reader.
         buffer_size: shuffle buffer size in items when ``streaming``.
         dataset_kwargs: extra keyword arguments for :class:`~robolearn.datasets.LeRobotDataset`.
+        augment: image augmentation of the **training** items (never validation): an
+            :class:`~robolearn.augment.ImageAugment` (``conf/augment/``, passed by ``train.py``), a mapping of its
+            arguments, or None. Applied per camera in the DataLoader workers, seeded by ``(seed, epoch, index,
+            camera)`` (:mod:`robolearn.datamodules.augmented`).
 
     Raises:
         KeyError: from ``set_delta_indices`` when a windowed key is not a dataset feature.
+        ValueError: a bad ``val_fraction`` or ``augment`` value (naming it).
     """
 
     def __init__(
@@ -78,6 +84,7 @@ class LeRobotDataModule(L.LightningDataModule):
         streaming: bool = False,
         buffer_size: int = 1000,
         dataset_kwargs: Mapping[str, Any] | None = None,
+        augment: Any = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
@@ -101,6 +108,7 @@ class LeRobotDataModule(L.LightningDataModule):
         self.streaming = bool(streaming)
         self.buffer_size = int(buffer_size)
         self.dataset_kwargs = dict(dataset_kwargs or {})
+        self.augment = build_augment(augment)
         self.delta_timestamps: dict[str, list[float]] | None = None
         self._meta = None
         self._finite_stats: dict[str, dict[str, np.ndarray]] | None = None
@@ -273,7 +281,12 @@ class LeRobotDataModule(L.LightningDataModule):
             # this epoch and the next ones (each epoch's order depends only on the seed and the epoch).
             loader_cls = StatefulDataLoader
             if shuffle:
-                sampler, shuffle = EpochShuffleSampler(len(dataset), seed=self.seed), False
+                tagged = train and self.augment is not None  # the epoch travels with each index to the workers
+                sampler_cls = EpochTaggedSampler if tagged else EpochShuffleSampler
+                sampler, shuffle = sampler_cls(len(dataset), seed=self.seed), False
+        if train and self.augment is not None:
+            wrap = AugmentedIterable if isinstance(dataset, IterableDataset) else AugmentedDataset
+            dataset = wrap(dataset, self.augment, self.camera_keys, self.seed)
         return loader_cls(
             dataset,
             batch_size=self.batch_size,
@@ -284,6 +297,11 @@ class LeRobotDataModule(L.LightningDataModule):
             drop_last=self.drop_last and train and len(dataset) >= self.batch_size,
             **kwargs,
         )
+
+    @property
+    def camera_keys(self) -> list[str]:
+        """The cameras the policy sees (visual features minus ``exclude_features``): the ones ``augment`` changes."""
+        return [k for k, f in self.features.items() if f.type is FeatureType.VISUAL]
 
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:

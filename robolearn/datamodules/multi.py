@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
 
+from robolearn.datamodules.augmented import AugmentedDataset, EpochCountingSampler, build_augment
 from robolearn.datamodules.lerobot import LeRobotDataModule
 from robolearn.features import FeatureType, PolicyFeature
 
@@ -148,6 +149,9 @@ class MultiLeRobotDataModule(L.LightningDataModule):
         val_fraction: default per-source validation fraction of episodes.
         samples_per_epoch: items drawn per training epoch (default: total training frames).
         seed: episode split and sampler seed.
+        augment: image augmentation of the training items (never validation), as
+            :class:`~robolearn.datamodules.lerobot.LeRobotDataModule`'s; seeded by ``(seed, epoch, index, camera)``
+            with ``index`` the position in the concatenated training set and ``epoch`` the pass over the sampler.
     Raises:
         ValueError: no source, an unknown source key, a negative weight, a camera/other non-vector feature with
             different shapes or types across sources, ``pad_to`` narrower than a source.
@@ -157,7 +161,7 @@ class MultiLeRobotDataModule(L.LightningDataModule):
     def __init__(self, datasets: Sequence[Mapping[str, Any]], pad_to: Mapping[str, int] | None = None,
                  batch_size: int = 32, num_workers: int = 4, persistent_workers: bool = True, pin_memory: bool = False,
                  drop_last: bool = True, val_fraction: float = 0.1, samples_per_epoch: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, augment: Any = None) -> None:
         super().__init__()
         if not datasets:
             raise ValueError("MultiLeRobotDataModule needs at least one dataset")
@@ -180,6 +184,7 @@ class MultiLeRobotDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.persistent_workers, self.pin_memory, self.drop_last = persistent_workers, pin_memory, drop_last
         self.samples_per_epoch, self.seed = samples_per_epoch, seed
+        self.augment = build_augment(augment)
         self.train_dataset = self.val_dataset = None
         self._features: dict[str, PolicyFeature] | None = None
 
@@ -308,7 +313,12 @@ class MultiLeRobotDataModule(L.LightningDataModule):
         n = self.samples_per_epoch or len(self.train_dataset)
         sampler = WeightedRandomSampler(self.sample_weights(), num_samples=n, replacement=True,
                                         generator=torch.Generator().manual_seed(self.seed))
-        return DataLoader(self.train_dataset, sampler=sampler, drop_last=self.drop_last and n >= self.batch_size,
+        dataset = self.train_dataset
+        if self.augment is not None:
+            cameras = [k for k, f in self.features.items() if f.type is FeatureType.VISUAL]
+            dataset = AugmentedDataset(dataset, self.augment, cameras, self.seed)
+            sampler = EpochCountingSampler(sampler)
+        return DataLoader(dataset, sampler=sampler, drop_last=self.drop_last and n >= self.batch_size,
                           **self._loader_kwargs())
 
     def val_dataloader(self):
