@@ -134,6 +134,9 @@ class SO101PickPlaceSim:
             ``[dx, dy, dz]`` in [-1, 1] x [-1, 1] x [-0.5, 0.5], drawn from ``seed``) before the first observation,
             so episodes start from varied arm poses instead of one home pose (a learned policy then sees the
             approach from many offsets, not only from one point). 0: start at the env's home pose.
+        perturbation: a :class:`robolearn.envs.so101_perturb.PerturbationSet` (or any object with its ``attach(sim)``
+            and ``on_reset(sim, seed)``), or None. It is attached once here (MJCF and model edits) and applied at
+            every reset after the env has placed block and goal and before the random start moves.
 
     The renderer is created on the first rendered observation; call :meth:`close` (or use ``with``) to
     release the GL context deterministically.
@@ -149,6 +152,7 @@ class SO101PickPlaceSim:
         max_episode_steps: int = MAX_EPISODE_STEPS,
         observe_camera: bool = True,
         random_start_steps: int = RANDOM_START_STEPS,
+        perturbation: Any = None,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
@@ -185,6 +189,9 @@ class SO101PickPlaceSim:
         self._gripper_ctrlrange = model.actuator(GRIPPER_JOINT).ctrlrange.copy()
         self.expert = PickPlaceExpert(action_scale=self.action_scale)
         self._renderer: mujoco.Renderer | None = None
+        self.perturbation = perturbation if perturbation else None
+        if self.perturbation is not None:
+            self.perturbation.attach(self)
 
     # ------------------------------------------------------------------ description
     @property
@@ -215,9 +222,11 @@ class SO101PickPlaceSim:
 
     # ------------------------------------------------------------------ gym-like API
     def reset(self, seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Reset the env (block and goal resampled from ``seed``), move the arm to a random start pose (see
-        ``random_start_steps``) and reset the expert."""
+        """Reset the env (block and goal resampled from ``seed``), apply the perturbation's reset (if any), move the
+        arm to a random start pose (see ``random_start_steps``) and reset the expert."""
         _, info = self.env.reset(seed=seed)
+        if self.perturbation is not None:
+            self.perturbation.on_reset(self, seed)
         rng = np.random.default_rng(None if seed is None else [int(seed), 1])
         for _ in range(self.random_start_steps):
             move = rng.uniform(-1.0, 1.0, 3) * np.asarray([1.0, 1.0, 0.5])

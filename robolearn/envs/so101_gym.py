@@ -17,7 +17,7 @@ Action: the native ``[dx, dy, dz, grasp]`` (see :mod:`robolearn.envs.so101`), th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +25,7 @@ import numpy as np
 from robolearn.envs.expert import ScriptedExpert
 from robolearn.envs.so101 import (ACTION_NAMES, DEFAULT_CAMERA, DEFAULT_IMAGE_SIZE, ENV_STATE_NAMES, MAX_EPISODE_STEPS,
                                   NATIVE_FPS, STATE_NAMES, SO101PickPlaceSim)
+from robolearn.envs.so101_perturb import PerturbationSet, make_perturbations
 
 
 class SO101PickPlaceEnv(gym.Env):
@@ -37,17 +38,25 @@ class SO101PickPlaceEnv(gym.Env):
         max_episode_steps: time limit in steps (truncation).
         render_mode: only ``"rgb_array"`` (``render()`` returns the camera image, uint8 (H, W, 3)).
         observe_camera: put ``pixels.<camera>`` in the observations (False: render only on ``render()``).
+        perturbation: a robustness condition, ``{name: {argument: value}}`` with names of
+            :data:`robolearn.envs.so101_perturb.PERTURBATIONS` (lighting, camera, block, positions, distractors), or
+            a :class:`~robolearn.envs.so101_perturb.PerturbationSet`; None or ``{}``: the nominal env.
+
+    Raises:
+        ValueError, TypeError: a bad perturbation (see :func:`robolearn.envs.so101_perturb.make_perturbations`).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": NATIVE_FPS}
 
     def __init__(self, camera: str | None = DEFAULT_CAMERA, image_size: int | tuple[int, int] = DEFAULT_IMAGE_SIZE,
                  fps: int = NATIVE_FPS, max_episode_steps: int = MAX_EPISODE_STEPS,
-                 render_mode: str | None = "rgb_array", observe_camera: bool = True) -> None:
+                 render_mode: str | None = "rgb_array", observe_camera: bool = True,
+                 perturbation: Mapping[str, Any] | PerturbationSet | None = None) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"SO101PickPlaceEnv supports render_mode 'rgb_array' only, got {render_mode!r}")
+        self.perturbation = make_perturbations(perturbation)
         self.sim = SO101PickPlaceSim(camera=camera, image_size=image_size, fps=fps, max_episode_steps=max_episode_steps,
-                                     observe_camera=observe_camera)
+                                     observe_camera=observe_camera, perturbation=self.perturbation)
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": int(fps)}
         spaces: dict[str, gym.Space] = {
