@@ -4,6 +4,8 @@ or deploy it on a robot: ``python eval.py policy.path=<dir> robot=so101_follower
 Simulation: builds the policy from ``cfg.policy`` (an exported ``pretrained_model`` folder by default, or
 ``policy=scripted`` for the env's scripted expert), the env from ``cfg.env``, runs ``eval.n_episodes``
 episodes and writes ``eval_info.json``, ``eval_plot.png`` and ``videos/`` into the Hydra run directory.
+With ``eval_suite=<name>`` (``conf/eval_suite/``) it does so for every condition of the suite on the same seeds and
+writes one table: ``suite_table.md``, ``suite_info.json``, ``suite_plot.png``, ``conditions/<name>/`` (docs/eval.md).
 
 Robot (``robot=...`` set): runs the policy on the robot at ``dataset.fps`` for ``eval.n_episodes`` episodes
 (:func:`robolearn.record.deploy.deploy`), records them when ``dataset.repo_id`` is set, and writes
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import hydra
 import lightning as L
@@ -24,16 +27,23 @@ from robolearn.eval import evaluate_policy, prepare_policy
 from robolearn.utils.schema import register_schemas
 
 log = logging.getLogger("robolearn.eval")
+REPO_DIR = Path(__file__).resolve().parent
 register_schemas()
 
 
 def run_eval(cfg: DictConfig) -> dict:
-    """Evaluate ``cfg.policy`` on ``cfg.env`` with ``cfg.eval`` settings; returns the eval info dict."""
+    """Evaluate ``cfg.policy`` on ``cfg.env`` with ``cfg.eval`` settings; returns the eval info dict.
+
+    With ``eval_suite=<name>`` (``conf/eval_suite/``), evaluates every condition of the suite instead
+    (:func:`run_suite`) and returns its ``suite_info.json`` dict.
+    """
     if not cfg.get("env") or "_target_" not in cfg.env:
         raise ValueError("eval.py needs a simulated env: pass env=<name> (see conf/env/)")
     L.seed_everything(cfg.seed)
     policy = prepare_policy(instantiate(cfg.policy), cfg.get("device"))
     spec = instantiate(cfg.env)
+    if cfg.get("eval_suite"):
+        return run_suite(cfg, policy, spec)
     e = cfg.eval
     info = evaluate_policy(
         policy, spec, n_episodes=e.n_episodes, batch_size=e.batch_size, seed=cfg.seed,
@@ -41,6 +51,36 @@ def run_eval(cfg: DictConfig) -> dict:
         output_dir=cfg.paths.output_dir, progress=e.progress, video_codec=e.video_codec,
     )
     log.info("%s: %s", spec.name, json.dumps(info["aggregated"]))
+    return info
+
+
+def run_suite(cfg: DictConfig, policy, spec) -> dict:
+    """Evaluate ``policy`` on every condition of ``cfg.eval_suite`` (:func:`robolearn.eval.suite.evaluate_suite`) with
+    the ``cfg.eval`` settings; ``suite_info.json`` carries the provenance of the run (commit and clean flag of this
+    checkout, command, hardware, versions, wall time) and its resolved config."""
+    from omegaconf import OmegaConf
+
+    from robolearn.eval.suite import evaluate_suite
+    from robolearn.utils import provenance
+
+    suite = instantiate(cfg.eval_suite, _convert_="all")
+    try:
+        header = provenance.results_header(REPO_DIR, allow_dirty=True)
+    except provenance.SourceStateError:  # not run from a git checkout: no commit to name
+        header = {"source": None}
+    header["config"] = {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
+                        for k, v in cfg.items() if k != "hydra"}
+    e = cfg.eval
+    policy_name = OmegaConf.select(cfg, "policy.path") or OmegaConf.select(cfg, "policy._target_")
+    info = evaluate_suite(
+        policy, spec, suite, n_episodes=e.n_episodes, batch_size=e.batch_size, seed=cfg.seed,
+        use_async_envs=e.use_async_envs, max_episodes_rendered=e.max_episodes_rendered,
+        output_dir=cfg.paths.output_dir, progress=e.progress, video_codec=e.video_codec,
+        policy_name=None if policy_name is None else str(policy_name), provenance=header,
+    )
+    for row in info["table"]:
+        log.info("%s / %s: %.1f%% (95%% CI %.1f-%.1f)", suite.name, row["condition"], row["pc_success"],
+                 *row["pc_success_ci95"])
     return info
 
 
@@ -97,7 +137,11 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.get("robot"):
         success = run_deploy(cfg)["pc_success"]
         return None if success is None else float(success)
-    return float(run_eval(cfg)["aggregated"]["pc_success"])
+    info = run_eval(cfg)
+    if "table" in info:  # a suite: the nominal condition's success (the first condition's without one)
+        rows = {r["condition"]: r for r in info["table"]}
+        return float(rows.get("nominal", info["table"][0])["pc_success"])
+    return float(info["aggregated"]["pc_success"])
 
 
 if __name__ == "__main__":

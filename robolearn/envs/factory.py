@@ -109,6 +109,22 @@ class EnvSpec:
         spec.features_map = {k: v for k, v in self.features_map.items() if v not in cameras}
         return spec
 
+    def with_make_kwargs(self, kwargs: Mapping[str, Any], name: str | None = None) -> "EnvSpec":
+        """This env with extra keyword arguments for ``make`` (they take precedence over the config's), e.g. an
+        evaluation suite's condition ``{"perturbation": {...}}``; ``name`` renames it. ``self`` is not changed.
+
+        Raises:
+            TypeError: ``kwargs`` is not a mapping.
+        """
+        if not isinstance(kwargs, Mapping):
+            raise TypeError(f"with_make_kwargs needs a mapping, got {kwargs!r}")
+        spec = copy.copy(self)
+        if kwargs:
+            spec.make = functools.partial(_make_with, self.make, dict(kwargs))
+        if name is not None:
+            spec.name = name
+        return spec
+
     def make_env(self, with_expert: bool = False) -> gym.Env:
         """One env instance (with :class:`ExpertActionWrapper` when ``with_expert``).
 

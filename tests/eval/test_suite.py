@@ -1,0 +1,114 @@
+"""Evaluation suites (robolearn.eval.suite, ``eval.py eval_suite=<name>``): the config, the table's rows, and a run of
+the SO-101 robustness suite with the scripted expert that writes the table, the plot and per-condition videos."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+from robolearn.envs.so101_perturb import make_perturbations
+from robolearn.eval.suite import (SUITE_INFO_NAME, SUITE_PLOT_NAME, SUITE_TABLE_NAME, Suite, evaluate_suite, format_table,
+                                  suite_table_rows)
+from robolearn.utils.schema import register_schemas
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _compose(overrides):
+    GlobalHydra.instance().clear()
+    register_schemas()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("eval", overrides=overrides, return_hydra_config=True)
+
+
+def test_robustness_suite_config_builds_every_condition():
+    cfg = _compose(["policy=scripted", "eval_suite=so101_robustness"])
+    suite = instantiate(cfg.eval_suite, _convert_="all")
+    assert isinstance(suite, Suite) and suite.env == "so101_pick_place" and cfg.env.name == suite.env
+    assert list(suite.conditions)[0] == "nominal" and suite.conditions["nominal"] == {}
+    kinds = set()
+    for name, kwargs in suite.conditions.items():
+        assert set(kwargs) <= {"perturbation"}, name
+        kinds |= set(make_perturbations(kwargs.get("perturbation")).describe())
+    assert kinds == {"lighting", "camera", "distractors", "positions", "block"}
+    assert _compose(["policy=scripted"]).get("eval_suite") is None  # no suite unless asked for
+
+
+@pytest.mark.parametrize("conditions, match", [
+    ({}, "non-empty"), ({"a b": {}}, "condition name"), ({"x": [1]}, "must map make"),
+])
+def test_suite_validation(conditions, match):
+    with pytest.raises(ValueError, match=match):
+        Suite(name="s", conditions=conditions)
+
+
+def _info(successes, seed=10, pc_ci=(0.0, 100.0)):
+    n = len(successes)
+    return {"aggregated": {"n_episodes": n, "n_success": sum(successes), "pc_success": 100.0 * sum(successes) / n,
+                           "pc_success_ci95": list(pc_ci), "avg_episode_length": 5.0, "select_action_calls": 3,
+                           "select_action_ms_mean": 0.1, "select_action_ms_p90": 0.2, "select_action_ms_max": 0.3,
+                           "eval_s": 1.0},
+            "per_episode": [{"seed": seed + i, "success": s} for i, s in enumerate(successes)]}
+
+
+def test_table_rows_compare_with_nominal_by_seed():
+    rows = suite_table_rows({"nominal": _info([True, True, False, False]), "dim": _info([True, False, True, False])})
+    assert [r["condition"] for r in rows] == ["nominal", "dim"]
+    assert (rows[0]["delta_pp"], rows[0]["lost"], rows[0]["gained"]) == (0.0, 0, 0)
+    assert (rows[1]["delta_pp"], rows[1]["lost"], rows[1]["gained"]) == (0.0, 1, 1)
+    assert rows[1]["select_action_ms_p90"] == 0.2
+    table = format_table(rows, "t")
+    assert "| dim | 50.0 (2/4) | 0.0–100.0 | +0.0 | 1 / 1 |" in table
+    no_nominal = suite_table_rows({"dim": _info([True])})
+    assert no_nominal[0]["delta_pp"] is None and "| – |" in format_table(no_nominal)
+
+
+def test_a_suite_for_another_env_is_refused():
+    from tests.eval.helpers import ConstantPolicy, pusht_spec
+
+    suite = Suite(name="s", conditions={"nominal": {}}, env="so101_pick_place")
+    with pytest.raises(ValueError, match="written for env 'so101_pick_place', not 'pusht'"):
+        evaluate_suite(ConstantPolicy([0.0, 0.0]), pusht_spec(), suite, n_episodes=1)
+
+
+def test_eval_py_runs_the_robustness_suite(tmp_path):
+    """``python eval.py policy=scripted eval_suite=so101_robustness ...`` in-process: every condition on the same
+    seeds, one table (markdown + JSON with provenance), one plot, videos per condition."""
+    from hydra.core.hydra_config import HydraConfig
+
+    sys.path.insert(0, str(REPO))
+    import eval as eval_script
+
+    out = tmp_path / "run"
+    cfg = _compose(["policy=scripted", "env=so101_pick_place", "eval_suite=so101_robustness", "eval.n_episodes=2",
+                    "eval.batch_size=2", "env.max_episode_steps=3", "eval.max_episodes_rendered=1",
+                    "env.make.image_size=32", "eval.progress=false", "seed=7", f"paths.output_dir={out}"])
+    HydraConfig.instance().set_config(cfg)
+    info = eval_script.run_eval(cfg)
+
+    names = list(cfg.eval_suite.conditions)
+    assert [r["condition"] for r in info["table"]] == names and len(names) >= 10
+    assert info["seeds"] == [7, 8]
+    for cond in info["conditions"]:
+        assert [e["seed"] for e in cond["per_episode"]] == [7, 8] and [e["length"] for e in cond["per_episode"]] == [3, 3]
+        assert {"select_action_ms_mean", "select_action_ms_p90", "pc_success_ci95"} <= set(cond["aggregated"])
+        videos = out / "conditions" / cond["name"] / "videos"
+        assert [p.name for p in videos.iterdir()] == ["eval_episode_0.mp4"]  # eval.max_episodes_rendered per condition
+        assert (out / "conditions" / cond["name"] / "eval_info.json").is_file()
+    written = json.loads((out / SUITE_INFO_NAME).read_text())
+    assert written["table"] == info["table"] and written["suite"] == "so101_robustness"
+    prov = written["provenance"]
+    assert set(prov["source"]) >= {"commit", "clean"} and prov["command"].startswith("python ")
+    assert {"hardware", "versions", "config", "wall_s"} <= set(prov)
+    assert prov["config"]["eval_suite"]["name"] == "so101_robustness" and "hydra" not in prov["config"]
+    assert written["conditions"][names.index("light_dim")]["make_kwargs"] == {"perturbation": {"lighting": {"intensity": 0.4}}}
+    table = (out / SUITE_TABLE_NAME).read_text()
+    assert all(f"| {name} |" in table for name in names)
+    assert (out / SUITE_PLOT_NAME).stat().st_size > 1000
+    assert not (out / "eval_info.json").exists()  # the suite's files, not a single evaluation's
