@@ -11,9 +11,9 @@ default: 3 of 6 transforms per frame). Two measurements per frame size, the vari
      one frame each), one torch thread, which is what a DataLoader worker does (torch runs workers single-threaded);
    - ``batched_1thread`` / ``batched_all_threads``: the same 32 plans applied at once with per-sample parameters
      (:func:`batched_apply` below: vectorized brightness, contrast, saturation, sharpness, hue and shift, equal to the
-     per-sample result up to float rounding, affine through ``grid_sample`` (nearest) too; resized crop through
-     ``roi_align``, which approximates torchvision's antialiased resize), as ``on_after_batch_transfer`` would on CPU,
-     with one thread and with torch's default thread count.
+     per-sample result up to float rounding; affine through ``grid_sample`` (nearest), which picks another source
+     pixel at a few rounding ties; resized crop through ``roi_align``, which approximates torchvision's antialiased
+     resize), as ``on_after_batch_transfer`` would on CPU, with one thread and with torch's default thread count.
 2. ``loader_ms_per_batch``: the main process's wall time per batch from a DataLoader (2 workers, batch 32, frames
    kept as uint8 and converted to float in ``__getitem__``, like the reader):
    - ``none``: no augmentation (the floor);
@@ -266,9 +266,11 @@ def main() -> None:
         "notes": ("Shared, busy CPU (see load_average): the variants are interleaved within each repeat (the loader "
                   "order alternates) and medians are reported next to every repeat. compute = CPU time of one batch "
                   "in one process; loader = main-process wall time per batch with the DataLoader's workers; in "
-                  "training the workers' time overlaps the step, the main-process time adds to it. resized_crop in the "
-                  "batched variant approximates torchvision's antialiased resize (roi_align); the other kinds equal "
-                  "the per-sample result up to float rounding (batched_minus_per_sample_abs)."),
+                  "training the workers' time overlaps the step, the main-process time adds to it. In the batched "
+                  "variant (batched_minus_per_sample_abs) brightness, contrast, saturation, hue, sharpness and shift "
+                  "equal the per-sample result up to float rounding, affine (grid_sample, nearest) picks another "
+                  "source pixel at a few rounding ties, resized_crop (roi_align) approximates torchvision's "
+                  "antialiased resize."),
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
