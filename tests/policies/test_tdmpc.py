@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.tdmpc import TDMPCPolicy
@@ -23,8 +24,7 @@ from ..conftest import REPO_ROOT, SHARED
 FIXTURE = SHARED / "parity" / "tdmpc"
 PRETRAINED = FIXTURE / "pretrained_model"
 
-TINY = dict(horizon=2, latent_dim=8, mlp_dim=16, state_encoder_hidden_dim=8, image_encoder_hidden_dim=4,
-            q_ensemble_size=3, cem_iterations=2, n_gaussian_samples=8, n_pi_samples=2, n_elites=3)
+TINY = smoke_policy_kwargs("tdmpc")
 
 
 def _features(image: bool = True) -> dict[str, PolicyFeature]:
@@ -367,9 +367,8 @@ def test_target_ema_update():
 
 
 # ---------------------------------------------------------------------------------------------- train.py
-TRAIN_TINY = ["policy.horizon=2", "policy.latent_dim=8", "policy.mlp_dim=32", "policy.state_encoder_hidden_dim=16",
-              "policy.image_encoder_hidden_dim=4", "policy.q_ensemble_size=3", "policy.n_gaussian_samples=8",
-              "policy.n_pi_samples=2", "policy.n_elites=3", "policy.cem_iterations=1", "policy.optimizer_lr=3e-3"]
+# TD-MPC at its smoke size (conf/debug_presets/policy/smoke/tdmpc.yaml), with a learning rate for 30 steps
+TRAIN_TINY = ["debug=smoke", "policy.optimizer_lr=3e-3"]
 
 
 def _compose(tmp_path, root, extra):

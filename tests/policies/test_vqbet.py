@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.vqbet import VQBeTPolicy
@@ -17,9 +18,9 @@ from robolearn.policies.vqbet import VQBeTPolicy
 from .helpers import batch, features, loader, observation, stats
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = dict(n_obs_steps=2, n_action_pred_token=2, action_chunk_size=3, crop_shape=(28, 28), use_group_norm=True,
-            spatial_softmax_num_keypoints=4, vqvae_n_embed=4, vqvae_embedding_dim=8, vqvae_enc_hidden_dim=8,
-            gpt_block_size=16, gpt_input_dim=8, gpt_output_dim=8, gpt_n_layer=1, gpt_n_head=2, gpt_hidden_dim=8)
+# the smoke sizes, with short windows (and a GPT context and crop to match them and the 32x32 test images)
+TINY = smoke_policy_kwargs("vqbet", n_obs_steps=2, n_action_pred_token=2, action_chunk_size=3, crop_shape=[28, 28],
+                           use_group_norm=True, gpt_block_size=16)
 T_ACT = 2 + 2 + 3 - 2  # n_obs_steps + n_action_pred_token + action_chunk_size - 2
 
 
@@ -167,12 +168,9 @@ def test_train_py_vqbet_phases(tmp_path, shared_datasets):
     register_schemas()
     overrides = [
         "dataset=local", f"dataset.root={shared_datasets / 'lerobot_written_pusht_random'}", "dataset.num_workers=0",
-        "dataset.batch_size=4", "dataset.val_fraction=0.2", "policy=vqbet", "trainer=smoke", "trainer.max_steps=5",
+        "dataset.batch_size=4", "dataset.val_fraction=0.2", "policy=vqbet", "debug=smoke", "trainer.max_steps=5",
         "trainer.val_check_interval=5", "policy.n_vqvae_training_steps=3", "policy.n_obs_steps=2",
-        "policy.n_action_pred_token=2", "policy.action_chunk_size=3", "policy.spatial_softmax_num_keypoints=4",
-        "policy.vqvae_n_embed=4", "policy.vqvae_embedding_dim=8", "policy.vqvae_enc_hidden_dim=8",
-        "policy.gpt_block_size=16", "policy.gpt_input_dim=8", "policy.gpt_output_dim=8", "policy.gpt_n_layer=1",
-        "policy.gpt_n_head=2", "policy.gpt_hidden_dim=8",
+        "policy.n_action_pred_token=2", "policy.action_chunk_size=3", "policy.gpt_block_size=16",
         f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'run'}",
     ]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

@@ -120,7 +120,8 @@ def test_tdmpc_online_training_step_through_train_py(tmp_path):
     warmup, steps = 30, 4
     cfg = _cfg(tmp_path, [f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
                           f"dataset.online_step_before_learning={warmup}", "dataset.batch_size=8",
-                          "dataset.stats_steps=40", "dataset.env_kwargs.max_episode_steps=5"])
+                          "dataset.stats_steps=40", "dataset.env_kwargs.max_episode_steps=5",
+                          "policy.horizon=5"])  # as long as an episode: windows cross episode ends
     trainer, policy, dm = train_script.train(cfg)
     assert trainer.global_step == steps and dm.horizon == policy.horizon == 5
     assert dm.actor.env_steps == warmup + dm.num_batches  # utd_ratio 1: one planner env step per batch
