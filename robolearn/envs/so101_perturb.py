@@ -357,8 +357,10 @@ class Distractors(Perturbation):
     They are mocap bodies added to the MJCF (``distractor_<i>``, geoms of the same name), so the arm and the block
     collide with them when ``collide`` (they do not move). Their sizes are fixed per index; at every reset their
     positions are redrawn in ``region``, at least ``clearance`` from the block, the goal and each other (centre to
-    centre), and their colours are drawn in [0.1, 0.9]^3. Kept out of the task's way: ``clearance`` (>= 0.07 m)
-    leaves room for the open jaws around the block and the goal, and they are at most 4 cm tall (half-size
+    centre) and ``base_clearance`` from the robot's base axis, and their colours are drawn in [0.1, 0.9]^3. Kept out
+    of the task's way: the shoulder link sweeps 8.9 cm around the base axis near the table (a distractor there would
+    stop the arm turning), ``clearance`` (>= 0.07 m) leaves room for the open jaws around the block and the goal,
+    and they are at most 4 cm tall (half-size
     <= 0.02 m), below the carried block's bottom (about 6 cm: the expert lifts the grasp point to 9.5 cm, the block's
     centre 1.5 cm below it).
 
@@ -367,8 +369,9 @@ class Distractors(Perturbation):
         half_size: ``(min, max)`` half-extent in metres, within [0.005, 0.02]; the i-th object's is spread evenly
             over it.
         clearance: metres, at least 0.07.
-        region: ``[[x_min, y_min], [x_max, y_max]]`` metres where their centres are drawn; x_min >= 0.1 (clear of
-            the robot's base).
+        base_clearance: metres from the robot's base axis (x = y = 0) to a distractor's centre, at least 0.12
+            (the shoulder's 8.9 cm plus 2.8 cm, the half-diagonal of the largest box).
+        region: ``[[x_min, y_min], [x_max, y_max]]`` metres where their centres are drawn; x_min >= 0.1.
         collide: physical objects (True) or only drawn (False: contype = conaffinity = 0).
 
     Raises:
@@ -379,6 +382,7 @@ class Distractors(Perturbation):
     count: int = 4
     half_size: tuple[float, float] = (0.012, 0.02)
     clearance: float = 0.08
+    base_clearance: float = 0.13
     region: tuple[tuple[float, float], tuple[float, float]] = ((0.10, -0.18), (0.34, 0.18))
     collide: bool = True
 
@@ -391,6 +395,7 @@ class Distractors(Perturbation):
             raise ValueError(f"distractors.half_size must be (min, max) with min <= max, got {self.half_size!r}")
         _set(self, "half_size", hs)
         _set(self, "clearance", _number("distractors.clearance", self.clearance, 0.07, 0.3))
+        _set(self, "base_clearance", _number("distractors.base_clearance", self.base_clearance, 0.12, 0.3))
         region = _box("distractors.region", self.region)
         if region[0][0] < 0.1:
             raise ValueError(f"distractors.region must start at x >= 0.1 m (the robot's base), got {region}")
@@ -429,11 +434,13 @@ class Distractors(Perturbation):
         for i, name in enumerate(self.names()):
             for _ in range(_MAX_DRAWS):
                 xy = rng.uniform(lo, hi)
-                if all(np.linalg.norm(xy - p) >= self.clearance for p in keep_clear):
+                if np.linalg.norm(xy) >= self.base_clearance and all(
+                        np.linalg.norm(xy - p) >= self.clearance for p in keep_clear):
                     break
             else:
                 raise RuntimeError(f"distractors: no place for {name} in {self.region} at {self.clearance} m from "
-                                   f"block, goal and the others in {_MAX_DRAWS} draws")
+                                   f"block, goal and the others and {self.base_clearance} m from the base in "
+                                   f"{_MAX_DRAWS} draws")
             keep_clear.append(xy)
             data.mocap_pos[model.body(name).mocapid[0]] = (*xy, self._half_size(i))
             model.geom_rgba[model.geom(name).id] = (*rng.uniform(0.1, 0.9, 3), 1.0)

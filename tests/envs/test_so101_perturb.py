@@ -131,6 +131,11 @@ def test_distractors_exist_keep_clear_and_are_drawn(nominal_image):
             others = [sim.block_pos[:2], sim.goal_pos[:2], *xy]
             for i, p in enumerate(xy):
                 assert all(np.linalg.norm(p - q) >= 0.08 - 1e-9 for j, q in enumerate(others) if j != i + 2)
+                assert np.linalg.norm(p) >= 0.13  # clear of the shoulder, which turns about the base axis
+            ids = {model.geom(n).id for n in names}
+            data = sim.unwrapped.data
+            contacts = [data.contact[k] for k in range(data.ncon)]
+            assert not [c for c in contacts if c.geom1 in ids or c.geom2 in ids]  # touching nothing
         sim.reset(seed=0)
         image = sim.render().astype(np.float64)
     assert np.abs(image - nominal_image).max() > 50
@@ -167,6 +172,8 @@ def test_recompiled_scene_reproduces_the_nominal_rollout():
     ({"distractors": {"count": 0}}, ValueError, "distractors.count"),
     ({"distractors": {"half_size": [0.01, 0.03]}}, ValueError, "distractors.half_size"),
     ({"distractors": {"clearance": 0.02}}, ValueError, "distractors.clearance"),
+    ({"distractors": {"base_clearance": 0.05}}, ValueError, "distractors.base_clearance"),
+    ({"distractors": {"region": [[0.0, -0.1], [0.3, 0.1]]}}, ValueError, "x >= 0.1"),
     ({"wind": {}}, ValueError, "unknown perturbation 'wind'"),
     ({"lighting": {"brightness": 2}}, TypeError, "arguments are"),
     ("lighting", TypeError, "mapping"),
