@@ -4,7 +4,8 @@
   episode, windows (``delta_timestamps``) set by the policy.
 - :class:`robolearn.datamodules.multi.MultiLeRobotDataModule`: several datasets with renamed, padded features.
 - :class:`robolearn.datamodules.sampler.EpochShuffleSampler`: the resumable shuffle both use.
+- :mod:`robolearn.datamodules.augmented`: training-only, seeded image augmentation (``augment=``) in the workers.
 
-This package sits above the format core :mod:`robolearn.datasets` and :mod:`robolearn.features`; nothing below
-it imports it.
+This package sits above the format core :mod:`robolearn.datasets`, :mod:`robolearn.augment` and
+:mod:`robolearn.features`; nothing below it imports it.
 """
