@@ -15,6 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from safetensors.torch import load_file, save_file
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.finetune import FinetuneMismatchError, apply_overrides, finetune_policy
@@ -156,8 +157,7 @@ def test_act_finetune_through_train_py_exports_and_evaluates(act_export, shared_
 
 
 # ---------------------------------------------------------------------------------------------- SmolVLA + LoRA
-SMOL_TINY = dict(chunk_size=4, n_action_steps=4, max_state_dim=6, max_action_dim=6, resize_imgs_with_padding=(32, 32),
-                 num_vlm_layers=2, num_steps=2)
+SMOL_TINY = smoke_policy_kwargs("smolvla")
 
 
 def test_smolvla_lerobot_checkpoint_lora_finetune_exports_and_evaluates(shared_datasets, tmp_path):

@@ -54,14 +54,10 @@ FAMILIES = {
         overrides=["policy.vision_backbone=test_resnet", "policy.hidden_dim=16"],
         features=dict(image=True), lr_keys={"optimizer_lr": [0]}),
     "Pi0Policy": dict(
-        overrides=["policy.paligemma_variant=dummy", "policy.action_expert_variant=dummy",
-                   "policy.image_resolution=[28,28]", "policy.tokenizer_name=unused", "policy.chunk_size=4",
-                   "policy.n_action_steps=4"],
+        overrides=["debug=smoke", "policy.tokenizer_name=unused"],
         features=dict(image=True, img=(3, 28, 28)), lr_keys={"optimizer_lr": [0]}),
     "SmolVLAPolicy": dict(
-        overrides=["policy.chunk_size=4", "policy.n_action_steps=4", "policy.max_state_dim=6",
-                   "policy.max_action_dim=6", "policy.resize_imgs_with_padding=[32,32]", "policy.num_vlm_layers=2",
-                   "policy.load_vlm_weights=true"],
+        overrides=["debug=smoke", "policy.load_vlm_weights=true"],
         features=dict(image=True), lr_keys={"optimizer_lr": [0]}),
 }
 FAMILIES["Pi05Policy"] = FAMILIES["Pi0Policy"]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.presets import smoke_policy_kwargs
 from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.normalize import QUANTILES, Normalizer
@@ -27,8 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 TASK = "Push the T-shaped block onto the target."
 WORDS = ["<pad>", "<unk>", "Task", ":", ",", ";", "State", "Action", "Push", "the", "T", "-", "shaped", "block",
          "onto", "target", ".", "push", "do", "it"] + [str(i) for i in range(-1, 256)]
-TINY = dict(paligemma_variant="dummy", action_expert_variant="dummy", image_resolution=(28, 28), chunk_size=4,
-            n_action_steps=2, max_state_dim=6, max_action_dim=6, num_inference_steps=3)
+TINY = smoke_policy_kwargs("pi0", n_action_steps=2)
 
 
 def make_tokenizer():

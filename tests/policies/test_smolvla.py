@@ -28,9 +28,8 @@ CHUNK, MAX_DIM, IMG = 4, 6, 32
 TINY_KWARGS = dict(chunk_size=CHUNK, n_action_steps=2, max_state_dim=MAX_DIM, max_action_dim=MAX_DIM,
                    resize_imgs_with_padding=(IMG, IMG), num_vlm_layers=4, num_steps=3)
 # Overrides of `python train.py policy=smolvla` for a CPU smoke run (plus policy.vlm_model_name=<tiny folder>).
-TRAIN_TINY = ["policy.chunk_size=4", "policy.n_action_steps=4", "policy.max_state_dim=6", "policy.max_action_dim=6",
-              "policy.resize_imgs_with_padding=[32,32]", "policy.num_vlm_layers=2", "policy.num_steps=2",
-              "policy.load_vlm_weights=true", "policy.scheduler_warmup_steps=2", "policy.scheduler_decay_steps=10"]
+TRAIN_TINY = ["debug=smoke", "policy.load_vlm_weights=true", "policy.scheduler_warmup_steps=2",
+              "policy.scheduler_decay_steps=10"]
 
 
 @pytest.fixture(scope="module")
