@@ -337,7 +337,7 @@ def main() -> None:
         "before": {"commit": subprocess.run(["git", "rev-parse", args.before], cwd=CODE, capture_output=True,
                                             text=True).stdout.strip(),
                    "reader": "pyarrow columns copied into numpy arrays in the process that builds the dataset"},
-        "after": {"commit": "this results file's source.commit",
+        "after": {"commit": header["source"]["commit"],  # the code that ran: this record's source
                   "reader": "HF datasets over the memory-mapped Arrow cache file (zero-copy numpy views)"},
         "dataset": {"frames": frames, "episodes": args.episodes, "fps": args.fps,
                     "features": {"observation.state": [args.dim], "action": [args.dim]}, "parquet_files": 10,
