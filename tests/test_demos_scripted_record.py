@@ -38,7 +38,8 @@ def test_records_resized_scripted_episodes_once(tmp_path):
     assert not np.allclose(ds[0]["action"].numpy(), ds[4]["action"].numpy())
     gen = json.loads((root / "meta" / "generation.json").read_text())
     assert gen["params"]["num_episodes"] == 2 and gen["camera_shapes"] == {"top": [24, 32, 3]}
-    assert gen["successful_episodes"] == 0  # 5 steps are far too short to transfer the cube
+    assert gen["attempts"] == 2 and [e["seed"] for e in gen["episodes"]] == [0, 1]
+    assert not any(e["success"] for e in gen["episodes"])  # 5 steps are far too short to transfer the cube
     # second call: the cache is returned as is (the robot is never connected)
     assert record_scripted_dataset(root, "test/aloha", object(), num_episodes=2, fps=50, episode_time_s=0.1) == root
 
@@ -48,6 +49,9 @@ def test_bad_arguments_name_the_problem(tmp_path):
         record_scripted_dataset(tmp_path / "a", "t/a", _robot(), num_episodes=0, fps=50, episode_time_s=1)
     with pytest.raises(ValueError, match="robot.fps=50"):
         record_scripted_dataset(tmp_path / "a", "t/a", _robot(), num_episodes=1, fps=30, episode_time_s=1)
+    with pytest.raises(ValueError, match="observation.wrist"):
+        record_scripted_dataset(tmp_path / "a", "t/a", _robot(), num_episodes=1, fps=50, episode_time_s=1,
+                                exclude_features=["observation.wrist"])
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x.txt").write_text("not a dataset")
     with pytest.raises(FileExistsError, match="does not hold a LeRobotDataset"):

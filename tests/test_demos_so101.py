@@ -108,24 +108,42 @@ def test_cached_and_no_temp_dirs_left(dataset_root):
 
 
 def test_interrupted_generation_leaves_no_dataset(tmp_path, monkeypatch):
-    import robolearn.envs.so101 as so101
+    import robolearn.demos.scripted_record as scripted_record
 
     calls = {"n": 0}
-    real = so101.rollout_expert
+    real = scripted_record._episode
 
-    def flaky(sim, seed, **kwargs):
+    def flaky(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(sim, seed, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(so101, "rollout_expert", flaky)
+    monkeypatch.setattr(scripted_record, "_episode", flaky)
     root = tmp_path / "ds"
     with pytest.raises(KeyboardInterrupt):
         generate_so101_pick_place(root, num_episodes=2, image_size=16, max_steps=3, only_successful=False,
                                   progress=False)
+    assert calls["n"] == 2
     assert not root.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generation_records_what_the_expert_rollout_does_with_the_same_noise(tmp_path):
+    """The dataset goes through record.py's episode (SO101SimRobot + teleop=scripted); its frames are the frames of
+    ``rollout_expert`` with the same seed and noise: the clean commands, the perturbed path."""
+    root = generate_so101_pick_place(tmp_path / "ds", num_episodes=2, camera=None, action_noise=0.3,
+                                     missed_grasps=1.0, seed=7, progress=False)
+    gen = json.loads((root / GENERATION_FILE).read_text())
+    df = _read_table(root, "data")
+    with SO101PickPlaceSim(camera=None) as sim:
+        for ep, entry in enumerate(gen["episodes"]):
+            frames, success = rollout_expert(sim, seed=entry["seed"], action_noise=0.3, missed_grasps=1.0)
+            rows = df[df["episode_index"] == ep]
+            assert success and entry["success"] and len(rows) == len(frames) == entry["length"]
+            for key in ("observation.state", "observation.environment_state", "action"):
+                np.testing.assert_array_equal(_col(rows, key), np.stack([f[key] for f in frames]))
+            assert sim.expert.regrasps >= 1  # the missed grasp happened in both
 
 
 def test_record_all_with_max_steps(tmp_path):

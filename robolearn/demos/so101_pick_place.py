@@ -21,44 +21,37 @@ Columns (per frame t, lerobot convention):
 - ``next.reward`` float32 (sparse, 1.0 on the last frame), ``next.success`` / ``next.done`` bool (True on the
   last frame only).
 
-Generation is deterministic given ``seed`` (attempt ``k`` resets the env with the ``k``-th draw of
-``numpy.random.default_rng(seed)``), written into a hidden temporary sibling of ``root`` and moved to
-``root`` with ``os.replace`` only when complete. A ``root`` that already holds ``meta/info.json`` is returned
+The episodes are recorded through the path every simulated dataset takes
+(:func:`robolearn.demos.scripted_record.record_scripted_dataset`: ``record.py``'s episode with
+:class:`~robolearn.robots.sim.SO101SimRobot` and ``teleop=scripted``, DART noise and missed grasps injected by the
+simulated robot as :class:`robolearn.envs.so101.DemonstrationNoise`). Generation is deterministic given ``seed``
+(attempt ``k`` resets the env with the ``k``-th draw of ``numpy.random.default_rng(seed)``), written into a
+hidden temporary sibling of ``root`` and moved to ``root`` with ``os.replace`` only when complete. A ``root`` that already holds ``meta/info.json`` is returned
 as is (the cache), so an interrupted run never leaves a half dataset that a later run would trust.
 ``meta/generation.json`` records the parameters, package versions and episode seeds.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import logging
-import multiprocessing
 import os
-import shutil
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from robolearn.demos.staging import new_staging_dir, package_version, publish_staging_dir
-from robolearn.envs.so101 import DEFAULT_CAMERA, DEFAULT_IMAGE_SIZE, ENV_STATE_NAMES, NATIVE_FPS, TASK, SO101PickPlaceSim
+from robolearn.demos.scripted_record import GENERATION_FILE, record_scripted_dataset
+from robolearn.demos.staging import package_version
+from robolearn.envs.so101 import (DEFAULT_CAMERA, DEFAULT_IMAGE_SIZE, ENV_STATE_NAMES, MAX_EPISODE_STEPS, NATIVE_FPS,
+                                  TASK, action_scale_for)
 from robolearn.envs.so101_expert import PickPlaceExpert
+from robolearn.robots.sim import OBS_ENV_STATE, SO101SimRobot
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REPO_ID = "robolearn/so101_pick_place_sim"
 DEFAULT_NUM_EPISODES = 40
-ROBOT_TYPE = "so101_sim"
-GENERATION_FILE = "meta/generation.json"
-
-
-def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="ep", dynamic_ncols=True)
 
 
 def generate_so101_pick_place(
@@ -67,7 +60,7 @@ def generate_so101_pick_place(
     num_episodes: int = DEFAULT_NUM_EPISODES,
     fps: int = NATIVE_FPS,
     image_size: int | tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    camera: str = DEFAULT_CAMERA,
+    camera: str | None = DEFAULT_CAMERA,
     seed: int = 0,
     vcodec: str = "auto",
     max_steps: int | None = None,
@@ -92,18 +85,20 @@ def generate_so101_pick_place(
             rates are supported by :class:`~robolearn.envs.so101.SO101PickPlaceSim` but the expert gets
             slower and less reliable (at 20 fps: 9/10 successes, 88-196 steps per episode).
         image_size: ``H`` (square) or ``(H, W)`` of the camera.
-        camera: a key of :data:`robolearn.envs.so101.CAMERAS` (``"workspace"`` or ``"front"``).
+        camera: a key of :data:`robolearn.envs.so101.CAMERAS` (``"workspace"`` or ``"front"``), or None for joints
+            and environment state only.
         seed: seed of the episode seeds; same seed -> same dataset.
         vcodec: video codec passed to the writer (``"auto"``, ``"libsvtav1"``, ``"libx264"``, ...).
-        max_steps: cut episodes after this many steps (for tests; a cut episode is not a success).
+        max_steps: episode time limit in steps (default: the env's 300; tests cut episodes shorter, and a cut
+            episode is not a success).
         only_successful: record only episodes in which the expert succeeded. With False every attempt is
             recorded and ``next.success`` tells which succeeded.
         max_attempts: give up after this many rollouts (default ``2 * num_episodes + 10``).
         include_env_state: record ``observation.environment_state`` (block, goal and grasp point positions).
         action_noise: DART noise (standard deviation, action units) added to the executed ``[dx, dy, dz]`` while
-            the clean expert action is recorded (see :func:`robolearn.envs.so101.rollout_expert`); 0: none.
+            the clean expert action is recorded (:class:`robolearn.envs.so101.DemonstrationNoise`); 0: none.
         missed_grasps: fraction of episodes whose first grasp is made to miss (the env executes a rise while the
-            jaws close), so that the expert's re-grasp is recorded (:func:`~robolearn.envs.so101.rollout_expert`).
+            jaws close), so that the expert's re-grasp is recorded (:class:`~robolearn.envs.so101.DemonstrationNoise`).
         workers: processes that roll out episodes (``None``: one per CPU core). The dataset does not depend on
             it: episodes are written in seed order by this process.
         overwrite: regenerate even if ``root`` holds a dataset (the old one is replaced only on success).
@@ -113,17 +108,13 @@ def generate_so101_pick_place(
         ``root`` as a :class:`~pathlib.Path`.
 
     Raises:
+        ValueError: ``num_episodes`` or ``workers`` < 1, a negative ``action_noise``, ``missed_grasps`` outside [0, 1].
         FileExistsError: ``root`` exists, is not empty and holds no dataset (never deleted implicitly).
         RuntimeError: fewer than ``num_episodes`` successful episodes within ``max_attempts``.
     """
-    from robolearn.datasets.writer import LeRobotDatasetWriter
-
     root = Path(root).expanduser()
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
-    workers = (os.cpu_count() or 1) if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1 (or None for one per CPU core), got {workers}")
     max_attempts = 2 * num_episodes + 10 if max_attempts is None else max_attempts
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
     params: dict[str, Any] = {
@@ -143,129 +134,28 @@ def generate_so101_pick_place(
         # the expert's settings: a cached dataset made by another expert is reported (see _warn_if_params_differ)
         "expert": PickPlaceExpert().settings(),
     }
-
     if (root / "meta" / "info.json").is_file() and not overwrite:
         _warn_if_params_differ(root, params)
         log.info("Using the cached dataset at %s", root)
         return root
-    tmp = new_staging_dir(root)
 
+    steps = MAX_EPISODE_STEPS if max_steps is None else int(max_steps)
+    robot = SO101SimRobot(fps=fps, camera=camera, image_size=size, max_episode_steps=steps,
+                          action_noise=action_noise, missed_grasps=missed_grasps)
+    generation = {
+        "generator": f"{__name__}.generate_so101_pick_place",
+        "params": params,
+        "env": "lerobot_env_so101/SO101PickPlace-v0 (random_block_position=True)",
+        "action_scale_m_per_unit": action_scale_for(fps),
+        "task": TASK,
+        "versions": {d: package_version(d) for d in ("lerobot-env-so101", "mujoco", "gymnasium", "robolearn")},
+    }
     episode_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=max_attempts).tolist()
-    recorded: list[dict[str, Any]] = []
-    attempts: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
-    sim_kwargs = {"camera": camera, "image_size": size, "fps": fps}
-    sim = SO101PickPlaceSim(**sim_kwargs)
-    try:
-        features = sim.features()
-        if not include_env_state:
-            features.pop("observation.environment_state")
-        features["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
-        features["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
-        features["next.done"] = {"dtype": "bool", "shape": [1], "names": None}
-
-        bar = _progress(num_episodes, f"SO-101 pick-place demos -> {root.name}") if progress else None
-        with LeRobotDatasetWriter.create(
-            repo_id, fps, features, tmp, robot_type=ROBOT_TYPE, use_videos=True, vcodec=vcodec
-        ) as writer:
-            rollouts = expert_rollouts(episode_seeds, sim_kwargs, workers=workers, sim=sim, max_steps=max_steps,
-                                       action_noise=action_noise, missed_grasps=missed_grasps)
-            with contextlib.closing(rollouts):  # stops the worker processes on success and on error
-                for ep_seed, (frames, success) in zip(episode_seeds, rollouts):
-                    attempts.append({"seed": int(ep_seed), "success": bool(success), "length": len(frames)})
-                    if only_successful and not success:
-                        log.warning("Expert failed on episode seed %d; skipping it", ep_seed)
-                        continue
-                    for frame in frames:
-                        if not include_env_state:
-                            frame.pop("observation.environment_state")
-                        writer.add_frame({**frame, "task": TASK})
-                    writer.save_episode()
-                    recorded.append(attempts[-1])
-                    if bar is not None:
-                        bar.set_postfix(attempts=len(attempts), frames=writer.total_frames, refresh=False)
-                        bar.update(1)
-                    if len(recorded) >= num_episodes:
-                        break
-        if bar is not None:
-            bar.close()
-        if len(recorded) < num_episodes:
-            raise RuntimeError(
-                f"only {len(recorded)}/{num_episodes} successful episodes in {len(attempts)} attempts"
-            )
-
-        generation = {
-            "generator": "robolearn.demos.so101_pick_place.generate_so101_pick_place",
-            "params": params,
-            "env": "lerobot_env_so101/SO101PickPlace-v0 (random_block_position=True)",
-            "action_scale_m_per_unit": sim.action_scale,
-            "task": TASK,
-            "versions": {d: package_version(d) for d in ("lerobot-env-so101", "mujoco", "gymnasium", "robolearn")},
-            "episodes": recorded,
-            "attempts": len(attempts),
-            "failed_attempts": [a for a in attempts if not a["success"]],
-        }
-        (tmp / GENERATION_FILE).write_text(json.dumps(generation, indent=4) + "\n")
-
-        if overwrite and root.exists():
-            old = root.parent / f".{root.name}.old-{os.getpid()}-{time.time_ns()}"
-            os.replace(root, old)
-            shutil.rmtree(old, ignore_errors=True)
-        publish_staging_dir(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        sim.close()
-
-    total_frames = sum(a["length"] for a in recorded)
-    log.info(
-        "Generated %d episodes (%d frames, %d attempts) at %s in %.1f s",
-        len(recorded), total_frames, len(attempts), root, time.perf_counter() - t0,
-    )
-    return root
-
-
-def expert_rollouts(seeds: list[int], sim_kwargs: dict[str, Any], workers: int = 1, sim: Any = None,
-                    **rollout_kwargs: Any) -> Iterator[tuple[list[dict[str, Any]], bool]]:
-    """Yield :func:`robolearn.envs.so101.rollout_expert` ``(frames, success)`` for each seed, in seed order
-    (``rollout_kwargs``: its ``max_steps``, ``action_noise``, ``missed_grasps``).
-
-    With ``workers > 1`` the episodes run in that many spawned processes (each with its own
-    ``SO101PickPlaceSim(**sim_kwargs)``) and are yielded in the order of ``seeds``, so the result does not depend
-    on ``workers``; closing the generator stops the processes. With ``workers == 1`` they run here in ``sim``
-    (or a new sim).
-    """
-    from robolearn.envs.so101 import rollout_expert  # looked up per call: tests replace it
-
-    if workers <= 1:
-        own = sim is None
-        sim = SO101PickPlaceSim(**sim_kwargs) if own else sim
-        try:
-            for seed in seeds:
-                yield rollout_expert(sim, seed=int(seed), **rollout_kwargs)
-        finally:
-            if own:
-                sim.close()
-        return
-    context = multiprocessing.get_context("spawn")  # MuJoCo/EGL state must not be forked
-    with context.Pool(workers, initializer=_init_worker_sim, initargs=(sim_kwargs,)) as pool:
-        job = functools.partial(_worker_rollout, **rollout_kwargs)
-        yield from pool.imap(job, [int(s) for s in seeds])
-
-
-_WORKER_SIM: Any = None
-
-
-def _init_worker_sim(sim_kwargs: dict[str, Any]) -> None:
-    global _WORKER_SIM
-    _WORKER_SIM = SO101PickPlaceSim(**sim_kwargs)
-
-
-def _worker_rollout(seed: int, **rollout_kwargs: Any) -> tuple[list[dict[str, Any]], bool]:
-    from robolearn.envs.so101 import rollout_expert
-
-    return rollout_expert(_WORKER_SIM, seed=seed, **rollout_kwargs)
+    return record_scripted_dataset(
+        root, repo_id, robot, num_episodes, fps, episode_time_s=steps / fps, vcodec=vcodec, task=TASK,
+        episode_seeds=episode_seeds, only_successful=only_successful, max_attempts=max_attempts, workers=workers,
+        exclude_features=() if include_env_state else (OBS_ENV_STATE,), generation=generation, overwrite=overwrite,
+        progress=progress)
 
 
 def _warn_if_params_differ(root: Path, params: dict[str, Any]) -> None:

@@ -115,6 +115,12 @@ CAMERAS: dict[str, str | CameraView] = {
 }
 
 
+def action_scale_for(fps: int) -> float:
+    """Metres the grasp point moves per step for an action of 1 at control rate ``fps`` (Hz): the package's
+    ``DEFAULT_ACTION_SCALE`` (0.025 m) at the native 10 Hz, scaled so that the speed in m/s does not depend on fps."""
+    return DEFAULT_ACTION_SCALE * NATIVE_FPS / int(fps)
+
+
 class SO101PickPlaceSim:
     """``SO101PickPlace-v0`` with randomized block/goal, lerobot-style observations and its expert.
 
@@ -163,7 +169,7 @@ class SO101PickPlaceSim:
         h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         self.image_size = (int(h), int(w))
         self.fps = int(fps)
-        self.action_scale = DEFAULT_ACTION_SCALE * NATIVE_FPS / self.fps
+        self.action_scale = action_scale_for(self.fps)
         self.show_goal = show_goal
         self.observe_camera = bool(observe_camera)
         self.random_start_steps = int(random_start_steps)
@@ -325,40 +331,23 @@ def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = No
                    action_noise: float = 0.0, missed_grasps: float = 0.0) -> tuple[list[Mapping], bool]:
     """Run the expert for one episode; returns per-step frames (obs_t, action_t, next.*) and success.
 
-    Each frame holds the observation *before* the step, the action taken from it, and ``next.reward``,
-    ``next.success``, ``next.done`` of the transition (lerobot's convention). The episode ends at the
-    env's termination (success, or the block leaving the workspace), its time limit, or ``max_steps``.
+    Each frame holds the observation *before* the step, the expert's action from it (the clean command, also
+    when :class:`DemonstrationNoise` perturbs what the env executes), and ``next.reward``, ``next.success``,
+    ``next.done`` of the transition (lerobot's convention). The episode ends at the env's termination (success,
+    or the block leaving the workspace), its time limit, or ``max_steps``. ``action_noise`` and
+    ``missed_grasps``: see :class:`DemonstrationNoise`, seeded with ``seed``.
 
-    ``action_noise > 0`` injects noise as DART does (Laskey et al. 2017, "DART: Noise Injection for Robust
-    Imitation Learning"): the env executes the expert's ``[dx, dy, dz]`` plus Gaussian noise, clipped to
-    [-1, 1], while the frame records the expert's clean action. The demonstrations then show the expert
-    correcting the errors a learned policy makes, instead of only its ideal path. The standard deviation
-    (action units, 1 = :attr:`SO101PickPlaceSim.action_scale` metres) is ``action_noise`` times the expert's
-    own speed limit in its current phase (:func:`phase_noise_scale`: 1 in free space, 0.4 next to the block,
-    0 while the jaws close or open). The noise is drawn from ``numpy.random.default_rng(seed)``, so an
-    episode is reproducible from its seed.
-
-    ``missed_grasps`` is the fraction of episodes whose first grasp is made to miss, in the same way: while the
-    jaws close, the env executes a rise of ``CAREFUL_SPEED`` per step (for 1 to ``CLOSE_STEPS`` steps, drawn per
-    episode) instead of the expert's descent, and the frames record the expert's commands. The expert then finds
-    the block not in its jaws, reopens them and grasps again (:class:`~robolearn.envs.so101_expert.PickPlaceExpert`),
-    so the demonstrations show what to do after a missed grasp, the commonest failure of a learned policy
-    (``docs/main_job.md``). Which episodes miss, and for how long they rise, is drawn from
-    ``numpy.random.default_rng([seed, 2])``.
+    Datasets are recorded through ``record.py``'s path instead (:class:`robolearn.robots.sim.SO101SimRobot` with
+    the same noise, driven by ``teleop=scripted``); this loop measures the expert itself (tests, suites).
     """
     obs, _ = sim.reset(seed=seed)
+    noise = DemonstrationNoise(action_noise, missed_grasps)
+    noise.reset(seed)
     frames: list[Mapping] = []
     success = False
-    rng = np.random.default_rng(seed)
-    miss_rng = np.random.default_rng([int(seed), 2])
-    rise_steps = int(miss_rng.integers(1, CLOSE_STEPS + 1)) if miss_rng.random() < missed_grasps else 0
     while True:
         action = sim.expert_action()
-        executed = _with_noise(action, action_noise * phase_noise_scale(sim.expert.phase), rng)
-        if rise_steps and sim.expert.phase is Phase.CLOSE and not sim.expert.regrasps:
-            executed = np.asarray([0.0, 0.0, CAREFUL_SPEED, action[3]], dtype=np.float32)
-            rise_steps -= 1
-        next_obs, reward, terminated, truncated, info = sim.step(executed)
+        next_obs, reward, terminated, truncated, info = sim.step(noise.executed(action, sim.expert))
         success = info["success"]
         stop = terminated or truncated or (max_steps is not None and len(frames) + 1 >= max_steps)
         frames.append(
@@ -373,6 +362,57 @@ def rollout_expert(sim: SO101PickPlaceSim, seed: int, max_steps: int | None = No
         obs = next_obs
         if stop:
             return frames, success
+
+
+class DemonstrationNoise:
+    """What the env executes instead of the expert's command while demonstrations are recorded.
+
+    ``action_noise > 0`` injects noise as DART does (Laskey et al. 2017, "DART: Noise Injection for Robust
+    Imitation Learning"): the env executes the expert's ``[dx, dy, dz]`` plus Gaussian noise, clipped to
+    [-1, 1], while the dataset records the expert's clean action. The demonstrations then show the expert
+    correcting the errors a learned policy makes, instead of only its ideal path. The standard deviation
+    (action units, 1 = :attr:`SO101PickPlaceSim.action_scale` metres) is ``action_noise`` times the expert's
+    own speed limit in its current phase (:func:`phase_noise_scale`: 1 in free space, 0.4 next to the block,
+    0 while the jaws close or open). The noise is drawn from ``numpy.random.default_rng(seed)``, so an episode
+    is reproducible from its seed.
+
+    ``missed_grasps`` is the fraction of episodes whose first grasp is made to miss, in the same way: while the
+    jaws close, the env executes a rise of ``CAREFUL_SPEED`` per step (for 1 to ``CLOSE_STEPS`` steps, drawn per
+    episode) instead of the expert's descent. The expert then finds the block not in its jaws, reopens them and
+    grasps again (:class:`~robolearn.envs.so101_expert.PickPlaceExpert`), so the demonstrations show what to do
+    after a missed grasp, the commonest failure of a learned policy (``docs/main_job.md``). Which episodes miss,
+    and for how long they rise, is drawn from ``numpy.random.default_rng([seed, 2])``.
+
+    Args:
+        action_noise: DART standard deviation relative to the expert's speed limit (action units); 0: none.
+        missed_grasps: fraction of episodes in [0, 1] whose first grasp misses; 0: none.
+
+    Raises:
+        ValueError: a negative ``action_noise`` or ``missed_grasps`` outside [0, 1].
+    """
+
+    def __init__(self, action_noise: float = 0.0, missed_grasps: float = 0.0) -> None:
+        if not action_noise >= 0:
+            raise ValueError(f"action_noise must be >= 0 (action units), got {action_noise}")
+        if not 0 <= missed_grasps <= 1:
+            raise ValueError(f"missed_grasps must be a fraction in [0, 1], got {missed_grasps}")
+        self.action_noise, self.missed_grasps = float(action_noise), float(missed_grasps)
+        self.reset(None)
+
+    def reset(self, seed: int | None) -> None:
+        """Start an episode: draw the noise stream and the missed grasp from ``seed`` (None: unseeded)."""
+        self._rng = np.random.default_rng(seed)
+        miss_rng = np.random.default_rng(None if seed is None else [int(seed), 2])
+        self._rise_steps = int(miss_rng.integers(1, CLOSE_STEPS + 1)) if miss_rng.random() < self.missed_grasps else 0
+
+    def executed(self, action: np.ndarray, expert: PickPlaceExpert) -> np.ndarray:
+        """The native action ``(4,)`` the env executes for the expert's command ``action (4,)`` in ``expert``'s
+        current phase (call once per step, after ``expert.act``: one noise draw per step)."""
+        executed = _with_noise(action, self.action_noise * phase_noise_scale(expert.phase), self._rng)
+        if self._rise_steps and expert.phase is Phase.CLOSE and not expert.regrasps:
+            executed = np.asarray([0.0, 0.0, CAREFUL_SPEED, action[3]], dtype=np.float32)
+            self._rise_steps -= 1
+        return executed
 
 
 def phase_noise_scale(phase: Phase) -> float:

@@ -120,6 +120,11 @@ class RateKeeper:
         return overrun
 
 
+def no_sleep(seconds: float) -> None:
+    """The ``sleep`` of a :class:`RateKeeper` that does not hold real time: a simulator driven by a scripted
+    teleoperator runs as fast as it steps (the recorded timestamps are ``frame_index / fps`` either way)."""
+
+
 def control_loop(robot: Any, action_fn: Callable[[dict[str, Any]], Mapping[str, Any]], fps: float,
                  duration_s: float, *, writer: Any = None, features: Mapping[str, Mapping[str, Any]] | None = None,
                  task: str | None = None, events: Any = None, display: Any = None,

@@ -20,7 +20,7 @@ from robolearn.datasets.writer import LeRobotDatasetWriter, default_root
 from robolearn.record.events import KeyboardEvents
 from robolearn.record.feedback import say
 from robolearn.record.frames import check_teleop_matches, robot_dataset_features
-from robolearn.record.loop import RateKeeper, control_loop
+from robolearn.record.loop import LoopStats, RateKeeper, control_loop, no_sleep
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,23 @@ def open_writer(dataset_cfg: Mapping[str, Any], features: dict, robot_type: str 
         streaming_encoding=bool(dataset_cfg.get("streaming_encoding", False)))
 
 
+def record_episode(robot: Any, teleop: Any, seed: int | None, fps: int, episode_time_s: float, *, writer: Any,
+                   features: Mapping[str, Mapping[str, Any]], task: str, events: Any = None, display: Any = None,
+                   realtime: bool = True) -> LoopStats:
+    """Record one episode: reset the robot (simulators: with ``seed``) and the teleoperator, then run
+    :func:`~robolearn.record.loop.control_loop` for ``episode_time_s`` (s) at ``fps`` (Hz), adding every frame to
+    ``writer`` (a :class:`~robolearn.datasets.writer.LeRobotDatasetWriter`, or anything with ``add_frame``).
+
+    ``realtime=False`` steps as fast as the robot allows (simulators with a scripted teleoperator); timestamps are
+    ``frame_index / fps`` either way. Returns the loop's :class:`~robolearn.record.loop.LoopStats`.
+    """
+    robot.reset(seed=seed)
+    teleop.reset()
+    rate = RateKeeper(fps) if realtime else RateKeeper(fps, sleep=no_sleep)
+    return control_loop(robot, teleop.get_action, fps, episode_time_s, writer=writer, features=features, task=task,
+                        events=events, display=display, rate=rate)
+
+
 def record_dataset(robot: Any, teleop: Any, dataset_cfg: Mapping[str, Any], *, resume: bool = False, seed: int = 0,
                    events: KeyboardEvents | None = None, play_sounds: bool = True, display: Any = None,
                    push_api: Any = None) -> LeRobotDatasetWriter:
@@ -99,11 +116,9 @@ def record_dataset(robot: Any, teleop: Any, dataset_cfg: Mapping[str, Any], *, r
         while recorded < n_target and not events.stop_recording:
             ep = writer.total_episodes
             events.start_episode()
-            robot.reset(seed=seed + ep)
-            teleop.reset()
             say(f"Recording episode {ep}", play_sounds)
-            stats = control_loop(robot, teleop.get_action, fps, float(dataset_cfg["episode_time_s"]), writer=writer,
-                                 features=features, task=task, events=events, display=display)
+            stats = record_episode(robot, teleop, seed + ep, fps, float(dataset_cfg["episode_time_s"]), writer=writer,
+                                   features=features, task=task, events=events, display=display)
             stats.report(f"episode {ep}")
             if events.rerecord_episode:
                 say("Re-record episode", play_sounds)

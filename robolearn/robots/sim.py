@@ -188,14 +188,20 @@ class SO101SimRobot(SimRobot):
         max_episode_steps: env time limit (steps); ``episode_done`` becomes True when reached.
         cameras: extra cameras ``{name: Camera | config}`` (e.g. ``{type: fake, width: 640, height: 480}``; see
             :func:`robolearn.robots.cameras.make_cameras`) read on every observation.
+        action_noise, missed_grasps: disturb what the simulator executes while ``send_action`` reports (and
+            ``record.py`` records) the commanded action: DART noise and missed first grasps as in
+            :class:`robolearn.envs.so101.DemonstrationNoise`, seeded by ``reset(seed)``. Both scale with the scripted
+            expert's phase, so they are meant for ``teleop=scripted`` (the embedded default dataset uses 0.3 and 0.3).
+            0: the simulator executes the command.
     """
 
     name = "so101_sim"
 
     def __init__(self, fps: int = 10, camera: str | None = "workspace", image_size: int | Sequence[int] = 96,
-                 max_episode_steps: int = 300, cameras: Mapping[str, Any] | None = None, id: str | None = None) -> None:
+                 max_episode_steps: int = 300, cameras: Mapping[str, Any] | None = None, action_noise: float = 0.0,
+                 missed_grasps: float = 0.0, id: str | None = None) -> None:
         super().__init__(id)
-        from robolearn.envs.so101 import ACTION_NAMES, ENV_STATE_NAMES, STATE_NAMES, TASK
+        from robolearn.envs.so101 import ACTION_NAMES, ENV_STATE_NAMES, STATE_NAMES, TASK, DemonstrationNoise
 
         if int(fps) <= 0:
             raise ValueError(f"fps must be a positive int, got {fps}")
@@ -208,6 +214,7 @@ class SO101SimRobot(SimRobot):
         self.state_names, self.env_state_names = list(STATE_NAMES), list(ENV_STATE_NAMES)
         self.action_names = list(ACTION_NAMES)
         self.task = TASK
+        self.noise = DemonstrationNoise(action_noise, missed_grasps)
         self._camera_specs = dict(cameras or {})
         self.extra_cameras: dict[str, Any] = {}
         self.camera_shapes = {camera: (*size, 3)} if camera else {}
@@ -229,10 +236,11 @@ class SO101SimRobot(SimRobot):
 
     def _reset(self, seed: int | None) -> Any:
         obs, _ = self.sim.reset(seed=seed)
+        self.noise.reset(seed)
         return obs
 
     def _step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict]:
-        return self.sim.step(action)
+        return self.sim.step(self.noise.executed(action, self.sim.expert))
 
     def _flatten(self, obs: Mapping[str, np.ndarray]) -> dict[str, Any]:
         out: dict[str, Any] = dict(zip(self.state_names, obs["observation.state"].tolist()))

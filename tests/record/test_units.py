@@ -215,6 +215,38 @@ def test_replay_reproduces_recorded_actions_and_states(sim_dataset):
     np.testing.assert_allclose(np.asarray(states, np.float32), rec_states, atol=1e-5)
 
 
+def test_sim_robot_demonstration_noise_reports_the_commanded_action():
+    """With DART noise the simulated SO-101 executes a perturbed move but reports (and record.py records) the
+    command; the perturbation is drawn from the reset seed."""
+    from robolearn.robots.sim import SO101SimRobot
+    from robolearn.teleop.scripted import ScriptedTeleop
+
+    def run(noise: float, seed: int = 3):
+        robot = SO101SimRobot(fps=10, camera=None, action_noise=noise)
+        teleop = ScriptedTeleop(robot)
+        robot.connect()
+        try:
+            robot.reset(seed=seed)
+            commands, sent, states = [], [], []
+            for _ in range(6):
+                command = teleop.get_action()
+                commands.append(list(command.values()))
+                sent.append(list(robot.send_action(command).values()))
+                states.append([robot.get_observation()[k] for k in robot.state_names])
+            return np.asarray(commands), np.asarray(sent), np.asarray(states)
+        finally:
+            robot.disconnect()
+
+    clean_cmd, clean_sent, clean_states = run(0.0)
+    noisy_cmd, noisy_sent, noisy_states = run(0.5)
+    np.testing.assert_array_equal(noisy_sent, noisy_cmd)  # the commanded action is what is reported
+    np.testing.assert_array_equal(clean_sent, clean_cmd)
+    assert not np.allclose(noisy_states, clean_states)  # ... while the arm went elsewhere
+    np.testing.assert_array_equal(run(0.5)[2], noisy_states)  # same seed, same perturbation
+    with pytest.raises(ValueError, match="missed_grasps"):
+        SO101SimRobot(camera=None, missed_grasps=2.0)
+
+
 class _TinyPolicy(torch.nn.Module):
     """Linear map of the state plus the image mean; records the batches it sees."""
 
