@@ -47,3 +47,47 @@ def test_without_fsdp_lightning_clipping_runs(monkeypatch):
     policy.configure_gradient_clipping(opt, gradient_clip_val=1.0, gradient_clip_algorithm="value")
     policy.configure_gradient_clipping(opt, gradient_clip_val=2.0)
     assert seen == [(1.0, "value"), (2.0, "norm")]
+
+
+def test_vla_clip_is_set_once_by_the_policy(monkeypatch):
+    """π0 and SmolVLA clip at their preset ``optimizer_grad_clip_norm``; a different trainer value is refused, not
+    silently applied."""
+    import pytest
+
+    from robolearn.policies.vla.policy import VLAPolicyMixin
+
+    class _VLA(VLAPolicyMixin):
+        policy_label = "pi0"
+        optimizer_grad_clip_norm = 1.0
+
+        def __init__(self):
+            self.seen = []
+
+        def clip_gradients_any_strategy(self, optimizer, value, algorithm):
+            self.seen.append(value)
+
+    vla = _VLA()
+    vla.configure_gradient_clipping(None, gradient_clip_val=None)
+    vla.configure_gradient_clipping(None, gradient_clip_val=1.0)
+    assert vla.seen == [1.0, 1.0]
+    with pytest.raises(ValueError, match="optimizer_grad_clip_norm=1.0"):
+        vla.configure_gradient_clipping(None, gradient_clip_val=10.0)
+
+
+def test_default_trainer_takes_the_policy_clip():
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from robolearn.utils.resolvers import register_resolvers
+    from robolearn.utils.schema import register_schemas
+
+    register_resolvers()
+    register_schemas()
+    conf = str(Path(__file__).resolve().parents[2] / "conf")
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+        for policy, clip in (("pi0", 1.0), ("smolvla", 10.0), ("act", 10.0)):
+            cfg = compose("train", overrides=[f"policy={policy}"])
+            assert cfg.trainer.gradient_clip_val == clip, policy
+        cfg = compose("train", overrides=["policy=pi0", "policy.optimizer_grad_clip_norm=0.5"])
+        assert cfg.trainer.gradient_clip_val == 0.5

@@ -97,7 +97,8 @@ class Pi0Policy(VLAPolicyMixin, PolicyModule):
             defaults).
         scheduler_warmup_steps, scheduler_decay_steps, scheduler_decay_lr: linear warm-up (optimizer steps), cosine
             decay length (optimizer steps) and final learning rate (lerobot's PI0Config defaults).
-        optimizer_grad_clip_norm: gradient-norm clip applied when the trainer sets no ``gradient_clip_val``.
+        optimizer_grad_clip_norm: gradient-norm clip (the default trainer takes it as ``gradient_clip_val``; a different
+            trainer value raises).
 
     Raises:
         ValueError: ``n_obs_steps != 1``, ``n_action_steps > chunk_size``, no camera, no state (π0), a state/action

@@ -71,7 +71,7 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
             1000, cosine decay over 30k steps to 2.5e-6). An explicit ``optimizer`` replaces ``optimizer_lr``,
             ``optimizer_betas``, ``optimizer_eps``, ``optimizer_weight_decay``; an explicit ``lr_scheduler`` replaces
             ``scheduler_*`` (combining either with a non-default value of what it replaces raises).
-            ``optimizer_grad_clip_norm`` is a gradient clip, applied when the trainer sets no ``gradient_clip_val``.
+            ``optimizer_grad_clip_norm`` is the gradient-norm clip (the default trainer takes it as ``gradient_clip_val``; a different trainer value raises).
         n_obs_steps: must be 1. use_cache: accepted for lerobot compatibility (inference always caches the prefix).
 
     Raises:

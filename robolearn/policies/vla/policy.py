@@ -44,7 +44,17 @@ class VLAPolicyMixin:
         return {ACTION: list(range(self.chunk_size))}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """Clip at the trainer's ``gradient_clip_val`` if set, else at ``optimizer_grad_clip_norm`` (by norm);
-        a value ``<= 0`` or None disables clipping."""
-        value = gradient_clip_val if gradient_clip_val is not None else self.optimizer_grad_clip_norm
+        """Clip at ``optimizer_grad_clip_norm`` (the policy's preset; ``conf/trainer/default.yaml`` passes it to the
+        trainer as ``gradient_clip_val``); a value ``<= 0`` disables clipping.
+
+        Raises:
+            ValueError: the trainer's ``gradient_clip_val`` is set and differs from ``optimizer_grad_clip_norm``
+                (the clip is set in one place: ``policy.optimizer_grad_clip_norm``).
+        """
+        value = self.optimizer_grad_clip_norm
+        if gradient_clip_val is not None and float(gradient_clip_val) != float(value):
+            raise ValueError(
+                f"{self.policy_label}: trainer.gradient_clip_val={gradient_clip_val} differs from "
+                f"policy.optimizer_grad_clip_norm={value}; set the clip once, as policy.optimizer_grad_clip_norm "
+                "(the default trainer reads it)")
         self.clip_gradients_any_strategy(optimizer, value, gradient_clip_algorithm)
