@@ -7,9 +7,11 @@ episodes and writes ``eval_info.json``, ``eval_plot.png`` and ``videos/`` into t
 With ``eval_suite=<name>`` (``conf/eval_suite/``) it does so for every condition of the suite on the same seeds and
 writes one table: ``suite_table.md``, ``suite_info.json``, ``suite_plot.png``, ``conditions/<name>/`` (docs/eval.md).
 
-Robot (``robot=...`` set): runs the policy on the robot at ``dataset.fps`` for ``eval.n_episodes`` episodes
-(:func:`robolearn.record.deploy.deploy`), records them when ``dataset.repo_id`` is set, and writes
-``deploy_info.json``.
+Robot (``robot=...`` set): runs the policy on the robot at ``dataset.fps`` for ``eval.n_episodes`` episodes of at
+most ``dataset.episode_time_s`` s (:func:`robolearn.record.deploy.deploy`), records them when ``dataset.repo_id`` is
+set, and writes ``deploy_info.json``. With ``teleop=...`` the teleoperator drives during ``dataset.reset_time_s``
+between episodes and takes over on Tab (or ``takeover=windows|deviation`` in simulation); frames then record the
+``intervention`` flag. ``rename_map`` maps robot observation keys to the policy's input keys (docs/recording.md).
 """
 
 from __future__ import annotations
@@ -87,44 +89,64 @@ def run_suite(cfg: DictConfig, policy, spec) -> dict:
 def run_deploy(cfg: DictConfig) -> dict:
     """Run ``cfg.policy`` on ``cfg.robot`` (see the module docstring); returns the deploy info dict.
 
+    With ``teleop=...`` the teleoperator drives during ``dataset.reset_time_s`` between episodes and can take over
+    during episodes (Tab, or ``takeover=windows|deviation`` in simulation); ``rename_map`` renames robot observation
+    keys to the policy's input keys (:func:`robolearn.record.deploy.deploy`).
+
     Raises:
-        KeyError: the policy needs an input the robot does not provide.
+        KeyError: the policy needs an input the robot does not provide, or ``rename_map`` names a key the robot
+            does not have.
+        ValueError: a bad ``rename_map``, times, or ``takeover`` / ``dataset.record_autonomous=false`` without
+            ``teleop``.
         FileExistsError: ``dataset.root`` already exists when recording.
     """
     from pathlib import Path
 
     from omegaconf import OmegaConf
 
-    from robolearn.record.deploy import deploy
+    from robolearn.record.deploy import deploy, deploy_features
     from robolearn.record.events import KeyboardEvents
-    from robolearn.record.frames import robot_dataset_features
-    from robolearn.record.session import open_writer
+    from robolearn.record.session import make_teleop, open_writer
 
     L.seed_everything(cfg.seed)
     policy = prepare_policy(instantiate(cfg.policy), cfg.get("device"))
     robot = instantiate(cfg.robot)
+    teleop = make_teleop(cfg.teleop, robot) if cfg.get("teleop") else None
+    takeover = instantiate(cfg.takeover, _convert_="all") if cfg.get("takeover") else None
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
+    rename_map = OmegaConf.to_container(cfg.rename_map, resolve=True) if cfg.get("rename_map") else None
     robot.connect()
     writer = None
     try:
+        if teleop is not None:
+            teleop.connect()
         if ds.get("repo_id"):
-            features = robot_dataset_features(robot, use_video=bool(ds.get("video", True)))
+            features = deploy_features(robot, use_video=bool(ds.get("video", True)), with_teleop=teleop is not None)
             writer = open_writer(ds, features, getattr(robot, "name", None), resume=False)
         events = KeyboardEvents(listen=bool(cfg.keyboard_events)).start()
         try:
             episodes = deploy(policy, robot, fps=int(ds["fps"]), num_episodes=int(cfg.eval.n_episodes),
-                              episode_time_s=float(ds["episode_time_s"]), writer=writer, events=events,
-                              task=ds.get("single_task"), seed=int(cfg.seed), play_sounds=bool(cfg.play_sounds))
+                              episode_time_s=float(ds["episode_time_s"]),
+                              reset_time_s=float(ds.get("reset_time_s") or 0), teleop=teleop, takeover=takeover,
+                              rename_map=rename_map, record_autonomous=bool(ds.get("record_autonomous", True)),
+                              writer=writer, events=events, task=ds.get("single_task"), seed=int(cfg.seed),
+                              play_sounds=bool(cfg.play_sounds))
         finally:
             events.stop()
     finally:
         if writer is not None:
             writer.finalize()
+        if teleop is not None and teleop.is_connected:
+            teleop.disconnect()
         robot.disconnect()
     known = [e["success"] for e in episodes if e["success"] is not None]
     info = {"robot": getattr(robot, "name", type(robot).__name__), "fps": int(ds["fps"]), "episodes": episodes,
             "pc_success": 100.0 * sum(known) / len(known) if known else None,
             "dataset_root": str(writer.root) if writer is not None else None}
+    if teleop is not None:
+        info["teleop"] = getattr(teleop, "name", type(teleop).__name__)
+        info["intervention_frames"] = sum(e["intervention_frames"] for e in episodes)
+        info["episodes_with_takeover"] = sum(e["takeovers"] > 0 for e in episodes)
     out = Path(cfg.paths.output_dir) / "deploy_info.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(info, indent=2))

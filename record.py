@@ -13,12 +13,11 @@ Keys while recording (in this terminal): → ends the episode, ← re-records it
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 
 import hydra
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from robolearn.utils.resolvers import register_resolvers
@@ -27,14 +26,6 @@ log = logging.getLogger("robolearn.record")
 register_resolvers()
 
 MODES = ("record", "replay", "find_port", "setup_motors", "calibrate", "find_cameras")
-
-
-def make_teleop(teleop_cfg: DictConfig, robot):
-    """Instantiate the teleoperator, passing ``robot`` to those that drive from it (``teleop=scripted``)."""
-    cls = get_class(teleop_cfg._target_)
-    if "robot" in inspect.signature(cls).parameters:
-        return instantiate(teleop_cfg, robot=robot)
-    return instantiate(teleop_cfg)
 
 
 def run(cfg: DictConfig):
@@ -72,7 +63,7 @@ def run(cfg: DictConfig):
         return replay_episode(robot, root, ds["repo_id"], int(ds["episode"]), seed=cfg.seed)
 
     from robolearn.record.events import KeyboardEvents
-    from robolearn.record.session import record_dataset
+    from robolearn.record.session import make_teleop, record_dataset
 
     teleop = make_teleop(cfg.teleop, robot)
     display = None

@@ -128,7 +128,8 @@ def no_sleep(seconds: float) -> None:
 def control_loop(robot: Any, action_fn: Callable[[dict[str, Any]], Mapping[str, Any]], fps: float,
                  duration_s: float, *, writer: Any = None, features: Mapping[str, Mapping[str, Any]] | None = None,
                  task: str | None = None, events: Any = None, display: Any = None,
-                 rate: RateKeeper | None = None) -> LoopStats:
+                 rate: RateKeeper | None = None,
+                 frame_extra: Callable[[], Mapping[str, Any]] | None = None) -> LoopStats:
     """Run ``robot`` for ``round(duration_s * fps)`` steps at ``fps``, optionally recording every step.
 
     Args:
@@ -143,6 +144,8 @@ def control_loop(robot: Any, action_fn: Callable[[dict[str, Any]], Mapping[str, 
         events: :class:`~robolearn.record.events.KeyboardEvents`; the loop stops when ``exit_early`` is set.
         display: object with ``log(frame_index, observation, action)`` (live view), or None.
         rate: a :class:`RateKeeper` (default: a new one at ``fps``).
+        frame_extra: called after each action; its values for keys of ``features`` are recorded in the frame (e.g.
+            the deploy loop's ``intervention`` flag, :meth:`robolearn.record.takeover.TakeoverDriver.frame_extra`).
 
     Returns:
         The loop's :class:`LoopStats`.
@@ -161,7 +164,10 @@ def control_loop(robot: Any, action_fn: Callable[[dict[str, Any]], Mapping[str, 
         obs = robot.get_observation()
         sent = robot.send_action(action_fn(obs))
         if writer is not None:
-            writer.add_frame(make_frame(features, obs, sent, task, getattr(robot, "transition", None)))
+            extra = dict(getattr(robot, "transition", None) or {})
+            if frame_extra is not None:
+                extra.update(frame_extra())
+            writer.add_frame(make_frame(features, obs, sent, task, extra))
         if display is not None:
             display.log(i, obs, sent)
         rate.wait()

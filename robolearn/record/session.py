@@ -9,6 +9,7 @@ episode is committed on disk, so a crash loses at most the episode in progress.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +24,17 @@ from robolearn.record.frames import check_teleop_matches, robot_dataset_features
 from robolearn.record.loop import LoopStats, RateKeeper, control_loop, no_sleep
 
 log = logging.getLogger(__name__)
+
+
+def make_teleop(teleop_cfg: Mapping[str, Any], robot: Any) -> Any:
+    """Instantiate the teleoperator of a Hydra ``teleop`` node, passing ``robot`` to those that drive from it
+    (``teleop=scripted`` reads the simulated robot's expert); used by ``record.py`` and ``eval.py``."""
+    from hydra.utils import get_class, instantiate
+
+    cls = get_class(teleop_cfg["_target_"])
+    if "robot" in inspect.signature(cls).parameters:
+        return instantiate(teleop_cfg, robot=robot)
+    return instantiate(teleop_cfg)
 
 
 def _comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
