@@ -5,7 +5,12 @@ Folder layout (``pretrained_model/``):
 - ``config.yaml``: the resolved run config (when given) whose ``policy`` node carries ``_target_``, every
   constructor hyper-parameter and the ``features`` (``{key: {type, shape}}``);
 - ``model.safetensors``: the full state dict, normalizer statistics included;
-- ``stats.json``: the normalization statistics, ``{feature: {stat: nested list}}``, for other tools.
+- ``stats.json``: the normalization statistics, ``{feature: {stat: nested list}}``, for other tools;
+- ``provenance.json``: the run's provenance record, when given.
+
+A policy trained with LoRA adapters is written with its adapters (default) or with them merged into the base
+weights (``lora="merged"``; ``config.yaml`` then also holds ``lora_export``). :mod:`robolearn.policies.hub` pushes
+such a folder to a Hub model repo.
 
 ``load_policy`` rebuilds the module from ``config.yaml`` and loads ``model.safetensors`` strictly. It also
 reads lerobot ``pretrained_model`` folders (``config.json`` + processors; see
@@ -33,6 +38,8 @@ PROVENANCE_NAME = "provenance.json"
 
 # Constructor arguments that only matter for training and are not needed to rebuild the policy.
 _TRAINING_ONLY = ("optimizer", "lr_scheduler", "stats")
+# How save_pretrained writes a policy trained with LoRA adapters (policy.peft.r > 0).
+LORA_EXPORT_MODES = ("adapters", "merged")
 
 
 def policy_config(policy: PolicyModule, run_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -72,8 +79,30 @@ def _targets_class(target: Any, cls: type) -> bool:
     return isinstance(obj, type) and issubclass(cls, obj)
 
 
+def merged_lora_export(policy: PolicyModule, config: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The state dict and config of ``policy`` with its LoRA adapters folded into the base weights.
+
+    ``config`` is :func:`policy_config`'s output; the returned copy has ``policy.peft.r = 0`` (so
+    :func:`load_policy` builds the plain model, whose keys the merged state dict has) and a top-level
+    ``lora_export: {mode: merged, peft: <the merged adapters' settings>}`` recording what was merged. A policy
+    without active adapters (no ``peft`` argument, or ``peft.r = 0``) is returned unchanged.
+
+    Returns:
+        ``(state dict, config)``; see :func:`robolearn.policies.vla.lora.merged_lora_state_dict`.
+    """
+    from robolearn.policies.vla.lora import lora_enabled, merged_lora_state_dict
+
+    peft = to_primitive(policy.hparams.get("peft"))
+    if not lora_enabled(peft):
+        return policy.state_dict(), config
+    config = dict(config)
+    config["policy"] = {**config["policy"], "peft": {**peft, "r": 0}}
+    config["lora_export"] = {"mode": "merged", "peft": peft}
+    return merged_lora_state_dict(policy), config
+
+
 def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: Mapping[str, Any] | None = None,
-                    provenance: Mapping[str, Any] | None = None) -> Path:
+                    provenance: Mapping[str, Any] | None = None, lora: str = "adapters") -> Path:
     """Write ``config.yaml``, ``model.safetensors``, ``stats.json`` (and ``provenance.json``) into ``directory``,
     atomically.
 
@@ -86,18 +115,31 @@ def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: 
         config: the resolved run config (plain dict or DictConfig) or ``None``.
         provenance: the run's provenance record (:mod:`robolearn.utils.provenance`: commit, dataset fingerprint,
             hardware, versions, command), written as ``provenance.json`` when given.
+        lora: for a policy trained with LoRA (``peft.r > 0``): ``"adapters"`` writes the base weights and the
+            adapters as they are (``<m>.base_layer.*``, ``<m>.lora_A/B.*``; ``config.yaml`` keeps ``peft``, so
+            :func:`load_policy` re-injects the adapters), ``"merged"`` folds them into the base weights
+            (:func:`merged_lora_export`: a plain model, ``peft.r = 0``, loadable without peft and convertible to
+            lerobot's format). Policies without adapters are written the same either way.
     Returns:
         The folder path.
+    Raises:
+        ValueError: ``lora`` is not one of :data:`LORA_EXPORT_MODES`.
     """
     from omegaconf import OmegaConf
     from safetensors.torch import save_file
 
+    if lora not in LORA_EXPORT_MODES:
+        raise ValueError(f"save_pretrained: lora={lora!r} is not one of {list(LORA_EXPORT_MODES)}")
+    exported = policy_config(policy, config)
+    state = policy.state_dict()
+    if lora == "merged":
+        state, exported = merged_lora_export(policy, exported)
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        OmegaConf.save(OmegaConf.create(policy_config(policy, config)), tmp / CONFIG_NAME)
-        state = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
+        OmegaConf.save(OmegaConf.create(exported), tmp / CONFIG_NAME)
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "robolearn_policy": type(policy).__name__})
         with open(tmp / STATS_NAME, "w") as fh:
             json.dump(policy.normalizer.stats_dict(), fh, indent=2)

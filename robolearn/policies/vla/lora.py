@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from torch import nn
+from torch import Tensor, nn
 
 PEFT_KEYS = ("r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save")
 DEFAULT_PEFT = {"r": 0, "lora_alpha": None, "lora_dropout": 0.0, "target_modules": None, "modules_to_save": None}
@@ -72,6 +72,50 @@ def merge_lora(model: nn.Module) -> None:
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, child, module.get_base_layer())
+
+
+def merged_lora_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The state dict ``model`` would have after :func:`merge_lora`, computed without changing ``model``.
+
+    For every peft ``LoraLayer`` ``<m>``: ``<m>.base_layer.<p>`` becomes ``<m>.<p>``, its ``weight`` gains the active
+    adapters' ``scale * B @ A`` (peft's ``get_delta_weight``; nothing is added to a layer peft already merged), and the
+    adapter tensors (``<m>.lora_*``) are dropped. Other entries are ``model.state_dict()``'s, in the same order. The
+    keys are those of the same model built without LoRA, so it loads strictly into it. Nothing is copied but the
+    merged weights (memory: one extra tensor per adapted layer).
+
+    Returns:
+        ``{name: tensor}`` (merged weights keep the base weight's dtype and device).
+    """
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    state = model.state_dict()
+    layers = {name: module for name, module in model.named_modules() if isinstance(module, LoraLayer)}
+    if not layers:
+        return dict(state)
+    renamed: dict[str, str | None] = {}  # state key -> merged key, None = adapter tensor (dropped)
+    for name, layer in layers.items():
+        prefix = f"{name}." if name else ""
+        for key in state:
+            if key.startswith(prefix):
+                rest = key[len(prefix):]
+                renamed[key] = prefix + rest[len("base_layer."):] if rest.startswith("base_layer.") else None
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        new = renamed.get(key, key)
+        if new is not None:
+            out[new] = value
+    with torch.no_grad():
+        for name, layer in layers.items():
+            if getattr(layer, "merged", False):
+                continue
+            adapters = [a for a in layer.active_adapters if a in layer.lora_A or a in layer.lora_embedding_A]
+            if not adapters:
+                continue
+            key = f"{name}.weight" if name else "weight"
+            delta = sum(layer.get_delta_weight(a) for a in adapters)
+            out[key] = out[key] + delta.to(device=out[key].device, dtype=out[key].dtype)
+    return out
 
 
 def parameter_report(model: nn.Module) -> dict[str, float]:
