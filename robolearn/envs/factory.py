@@ -125,6 +125,19 @@ class EnvSpec:
             spec.name = name
         return spec
 
+    def with_task(self, task: str) -> "EnvSpec":
+        """This env with another language instruction (given to policies as ``batch["task"]`` and recorded with the
+        episodes), e.g. an evaluation suite's paraphrase; ``self`` is not changed.
+
+        Raises:
+            ValueError: ``task`` is not a non-empty string.
+        """
+        if not (isinstance(task, str) and task.strip()):
+            raise ValueError(f"env {self.name!r}: task must be a non-empty instruction string, got {task!r}")
+        spec = copy.copy(self)
+        spec.task = task
+        return spec
+
     def make_env(self, with_expert: bool = False) -> gym.Env:
         """One env instance (with :class:`ExpertActionWrapper` when ``with_expert``).
 

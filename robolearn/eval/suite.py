@@ -1,7 +1,9 @@
 """Evaluation suites: one policy over a named list of env conditions (``eval.py eval_suite=<name>``).
 
 A suite (``conf/eval_suite/<name>.yaml``, a :class:`Suite`) names its conditions and, for each, the keyword arguments
-it adds to the env config's ``make`` (``{}`` for the nominal env). The SO-101 pick-place conditions pass
+it adds to the env config's ``make`` (``{}`` for the nominal env) and optionally ``task``: the language instruction
+given to the policy instead of the env's (language variation: a suite's ``paraphrases`` file adds one condition
+``paraphrase_<i>`` per phrasing). The SO-101 pick-place conditions pass
 ``perturbation: {<kind>: {<argument>: <value>}}`` (:mod:`robolearn.envs.so101_perturb`); nothing here knows an env
 or a policy. :func:`evaluate_suite` runs :func:`~robolearn.eval.evaluate.evaluate_policy` once per condition with the
 same ``n_episodes`` and the same seeds (episode ``i`` is reset with ``seed + i`` in every condition, so the rows are
@@ -38,6 +40,9 @@ SUITE_INFO_NAME = "suite_info.json"
 SUITE_TABLE_NAME = "suite_table.md"
 SUITE_PLOT_NAME = "suite_plot.png"
 NOMINAL = "nominal"
+# the reserved key of a condition: the instruction given to the policy (the rest goes to the env's make)
+TASK_KEY = "task"
+PARAPHRASE_PREFIX = "paraphrase_"
 _CONDITION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -50,17 +55,25 @@ class Suite:
         conditions: ``{condition name: keyword arguments added to the env's make}`` in evaluation order; a None
             value is ``{}`` (the env as configured). Names are folder names: letters, digits, ``_ . -``. A
             condition named ``nominal`` is the reference of the table's ``delta_pp`` and ``lost``/``gained`` columns.
+            A condition's ``task`` key (a non-empty string) is not a ``make`` argument: it replaces the env's
+            instruction given to the policy (``batch["task"]``) and recorded with the episodes.
         env: the ``env.name`` this suite is written for; :func:`evaluate_suite` refuses another env. None: any.
         description: free text, copied to ``suite_info.json``.
+        paraphrases: a text file of phrasings of the env's instruction (one per line; blank lines and ``#``
+            comments skipped; see :func:`read_paraphrases`); each adds the condition ``paraphrase_<i>`` (1-based,
+            file order) = ``{"task": <phrasing>}`` after ``conditions``. None: none.
 
     Raises:
-        ValueError: no conditions, a bad condition name, or a condition that is not a mapping.
+        ValueError: no conditions, a bad condition name, a condition that is not a mapping, an empty ``task``, or a
+            paraphrase condition that ``conditions`` already names.
+        FileNotFoundError: ``paraphrases`` does not exist (from :func:`read_paraphrases`).
     """
 
     name: str
     conditions: dict[str, dict[str, Any]]
     env: str | None = None
     description: str = ""
+    paraphrases: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.conditions, Mapping) or not self.conditions:
@@ -73,7 +86,42 @@ class Suite:
                 raise ValueError(f"suite {self.name!r}: condition {name!r} must map make() arguments to values, "
                                  f"got {kwargs!r}")
             conditions[name] = dict(kwargs or {})
+            task = conditions[name].get(TASK_KEY, "")
+            if TASK_KEY in conditions[name] and not (isinstance(task, str) and task.strip()):
+                raise ValueError(f"suite {self.name!r}: condition {name!r} has task={task!r}; a condition's task is "
+                                 "the instruction given to the policy, a non-empty string")
+        if self.paraphrases is not None:
+            for i, phrasing in enumerate(read_paraphrases(self.paraphrases), start=1):
+                name = f"{PARAPHRASE_PREFIX}{i}"
+                if name in conditions:
+                    raise ValueError(f"suite {self.name!r}: condition {name!r} is both listed and made from "
+                                     f"paraphrases={self.paraphrases}; rename the listed one")
+                conditions[name] = {TASK_KEY: phrasing}
         self.conditions = conditions
+
+
+def read_paraphrases(path: str | os.PathLike) -> list[str]:
+    """The phrasings in a paraphrase file: one instruction per line, surrounding spaces stripped, blank lines and
+    lines starting with ``#`` skipped, duplicates refused.
+
+    Raises:
+        FileNotFoundError: no such file (named).
+        ValueError: the file holds no phrasing, or a phrasing twice (named with its line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"paraphrase file {path} does not exist (one instruction per line)")
+    phrasings: list[str] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if text in phrasings:
+            raise ValueError(f"{path}:{lineno}: {text!r} is listed twice")
+        phrasings.append(text)
+    if not phrasings:
+        raise ValueError(f"paraphrase file {path} holds no instruction (one per line; '#' starts a comment)")
+    return phrasings
 
 
 def suite_table_rows(infos: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -203,10 +251,16 @@ def evaluate_suite(policy: Policy, spec: EnvSpec, suite: Suite, n_episodes: int,
                          f"pass env={suite.env}")
     out = None if output_dir is None else Path(output_dir)
     infos: dict[str, dict[str, Any]] = {}
-    for name, kwargs in suite.conditions.items():
-        log.info("suite %s: condition %s %s", suite.name, name, json.dumps(_jsonable(kwargs)))
+    tasks: dict[str, str | None] = {}
+    for name, condition in suite.conditions.items():
+        log.info("suite %s: condition %s %s", suite.name, name, json.dumps(_jsonable(condition)))
+        kwargs = {k: v for k, v in condition.items() if k != TASK_KEY}
+        condition_spec = spec.with_make_kwargs(kwargs, name=f"{spec.name}/{name}")
+        if TASK_KEY in condition:
+            condition_spec = condition_spec.with_task(condition[TASK_KEY])
+        tasks[name] = condition_spec.task
         infos[name] = evaluate_policy(
-            policy, spec.with_make_kwargs(kwargs, name=f"{spec.name}/{name}"), n_episodes=n_episodes,
+            policy, condition_spec, n_episodes=n_episodes,
             batch_size=batch_size, seed=seed, use_async_envs=use_async_envs, max_episodes_rendered=max_episodes_rendered,
             output_dir=None if out is None else out / "conditions" / name, write_plot=False, progress=progress,
             video_codec=video_codec,
@@ -227,7 +281,8 @@ def evaluate_suite(policy: Policy, spec: EnvSpec, suite: Suite, n_episodes: int,
         "seeds": [seed + i for i in range(n_episodes)],
         "table": rows,
         "conditions": [
-            {"name": name, "make_kwargs": _jsonable(suite.conditions[name]), "aggregated": i["aggregated"],
+            {"name": name, "make_kwargs": _jsonable({k: v for k, v in suite.conditions[name].items() if k != TASK_KEY}),
+             "task": tasks[name], "aggregated": i["aggregated"],
              "per_episode": i["per_episode"], "video_paths": i["video_paths"]}
             for name, i in infos.items()
         ],
@@ -241,7 +296,12 @@ def evaluate_suite(policy: Policy, spec: EnvSpec, suite: Suite, n_episodes: int,
                   "`nominal` and fail here / the reverse; select_action timing per call (one call per step for a "
                   "batch of envs).")
         policy_line = f"policy: `{policy_name}`\n\n" if policy_name else ""
-        (out / SUITE_TABLE_NAME).write_text(format_table(rows, title) + "\n" + policy_line + header + "\n")
+        instructions = ""
+        if any(TASK_KEY in c for c in suite.conditions.values()):
+            instructions = "\ninstruction given to the policy per condition:\n\n" + "".join(
+                f"- {name}: \"{task}\"\n" for name, task in tasks.items())
+        (out / SUITE_TABLE_NAME).write_text(format_table(rows, title) + "\n" + policy_line + header + "\n"
+                                            + instructions)
         plot_suite(rows, out / SUITE_PLOT_NAME, title=title + (f"\n{policy_name}" if policy_name else ""))
         log.info("wrote %s, %s, %s", out / SUITE_INFO_NAME, out / SUITE_TABLE_NAME, out / SUITE_PLOT_NAME)
     return info

@@ -112,3 +112,60 @@ def test_eval_py_runs_the_robustness_suite(tmp_path):
     assert all(f"| {name} |" in table for name in names)
     assert (out / SUITE_PLOT_NAME).stat().st_size > 1000
     assert not (out / "eval_info.json").exists()  # the suite's files, not a single evaluation's
+
+
+def test_paraphrase_file_adds_one_language_condition_per_phrasing(tmp_path):
+    from robolearn.eval.suite import read_paraphrases
+
+    path = tmp_path / "p.txt"
+    path.write_text("# a comment\n\n  Put the cube on the goal.  \ncube to goal\n")
+    suite = Suite(name="s", conditions={"nominal": {}, "dim": {"perturbation": {}}}, paraphrases=path)
+    assert list(suite.conditions) == ["nominal", "dim", "paraphrase_1", "paraphrase_2"]
+    assert suite.conditions["paraphrase_1"] == {"task": "Put the cube on the goal."}
+    path.write_text("a\nb\na\n")
+    with pytest.raises(ValueError, match=r"p.txt:3: 'a' is listed twice"):
+        read_paraphrases(path)
+    path.write_text("# only a comment\n")
+    with pytest.raises(ValueError, match="holds no instruction"):
+        read_paraphrases(path)
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        Suite(name="s", conditions={"nominal": {}}, paraphrases=tmp_path / "missing.txt")
+    with pytest.raises(ValueError, match="task=''"):
+        Suite(name="s", conditions={"x": {"task": ""}})
+    path.write_text("a\n")
+    with pytest.raises(ValueError, match="paraphrase_1"):
+        Suite(name="s", conditions={"paraphrase_1": {}}, paraphrases=path)
+
+
+@pytest.mark.parametrize("suite_name, env, source", [("so101_language", "so101_pick_place", "so101_pick_place.txt"),
+                                                     ("pusht_language", "pusht", "pusht.txt")])
+def test_language_suite_configs_read_the_paraphrase_files(suite_name, env, source):
+    from robolearn.eval.suite import read_paraphrases
+
+    cfg = _compose(["policy=scripted", f"env={env}", f"eval_suite={suite_name}"])
+    suite = instantiate(cfg.eval_suite, _convert_="all")
+    phrasings = read_paraphrases(REPO / "conf" / "paraphrases" / source)
+    assert suite.env == env and len(phrasings) >= 4
+    assert list(suite.conditions) == ["nominal"] + [f"paraphrase_{i}" for i in range(1, len(phrasings) + 1)]
+    assert [c["task"] for c in list(suite.conditions.values())[1:]] == phrasings
+    assert cfg.env.task not in phrasings  # paraphrases, not the instruction itself
+    robust = _compose(["policy=scripted", "eval_suite=so101_robustness",
+                       f"eval_suite.paraphrases={REPO / 'conf/paraphrases/so101_pick_place.txt'}"])
+    assert sum(n.startswith("paraphrase_") for n in instantiate(robust.eval_suite, _convert_="all").conditions) == 5
+
+
+def test_each_language_condition_gives_the_policy_its_instruction(tmp_path):
+    from tests.eval.helpers import ConstantPolicy, pusht_spec
+
+    path = tmp_path / "p.txt"
+    path.write_text("shove the T home\nT to target\n")
+    policy = ConstantPolicy([256.0, 256.0])
+    suite = Suite(name="lang", conditions={"nominal": {}}, env="pusht", paraphrases=path)
+    info = evaluate_suite(policy, pusht_spec(max_episode_steps=2), suite, n_episodes=1, seed=3, progress=False,
+                          output_dir=tmp_path / "out")
+    assert [b["task"] for b in policy.batches] == [["push"]] * 2 + [["shove the T home"]] * 2 + [["T to target"]] * 2
+    assert [c["task"] for c in info["conditions"]] == ["push", "shove the T home", "T to target"]
+    assert info["conditions"][1]["make_kwargs"] == {}
+    assert [e["seed"] for c in info["conditions"] for e in c["per_episode"]] == [3, 3, 3]  # paired seeds
+    table = (tmp_path / "out" / SUITE_TABLE_NAME).read_text()
+    assert '- paraphrase_2: "T to target"' in table
