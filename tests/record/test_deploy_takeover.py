@@ -16,6 +16,7 @@ from robolearn.record.deploy import deploy, deploy_features, policy_action_fn, r
 from robolearn.record.events import TAB, KeyboardEvents
 from robolearn.record.rename import check_rename_map
 from robolearn.record.takeover import Deviation, StepWindows
+from robolearn.utils.terminal_keys import parse_keys
 
 
 class _Robot:
@@ -186,6 +187,7 @@ def test_bad_rename_map_names_the_key_and_the_available_ones():
 
 # ---------------------------------------------------------------------------------------------------- takeover
 def test_tab_takes_over_and_hands_back_with_flags_and_a_policy_reset(tmp_path):
+    assert parse_keys(b"\t") == [TAB]  # what the terminal reader delivers for Tab
     events = KeyboardEvents(listen=False)
     robot, teleop, policy = _Robot(keys={2: TAB, 4: TAB}, events=events), _Teleop(), _Policy()
     w = _writer(tmp_path / "d", robot)
