@@ -17,7 +17,7 @@ import gymnasium as gym
 from robolearn.envs.expert_wrapper import ExpertActionWrapper
 from robolearn.envs.hold import HoldWhenDone
 from robolearn.envs.observation import env_policy_features, flatten_observation
-from robolearn.features import PolicyFeature
+from robolearn.features import OBS_IMAGE, PolicyFeature
 
 CAMERA_KEY_PREFIX = "observation.images."
 
@@ -94,8 +94,8 @@ class EnvSpec:
 
     @property
     def camera_keys(self) -> list[str]:
-        """Dataset keys of the mapped cameras (``observation.images.*``)."""
-        return [key for key in self.features_map.values() if key.startswith(CAMERA_KEY_PREFIX)]
+        """Dataset keys of the mapped cameras (``observation.images.*``, and lerobot's single ``observation.image``)."""
+        return [key for key in self.features_map.values() if key == OBS_IMAGE or key.startswith(CAMERA_KEY_PREFIX)]
 
     def without_cameras(self) -> "EnvSpec":
         """This env with its per-step camera images turned off (``no_camera_kwargs``) and the camera keys removed
