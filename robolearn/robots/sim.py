@@ -251,6 +251,15 @@ class SO101SimRobot(SimRobot):
             out[k] = cam.async_read()
         return out
 
+    @property
+    def ee_delta_scale_m(self) -> float:
+        """Metres the grasp point moves per step for a ``delta_*`` action of 1 at this robot's ``fps``
+        (:func:`robolearn.envs.so101.action_scale_for`: 0.025 m at 10 Hz); the simulator's IK (the grasp point, the
+        gripper pointing down) turns the target into joint angles."""
+        from robolearn.envs.so101 import action_scale_for
+
+        return action_scale_for(self.fps)
+
     def expert_action(self) -> np.ndarray:
         """The pick-place expert's action (:class:`robolearn.envs.so101_expert.PickPlaceExpert`) for the current
         state (float32 (4,))."""
