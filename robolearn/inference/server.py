@@ -140,14 +140,17 @@ class PolicyServer(RpcService):
 
 def server_from_config(cfg: Any) -> PolicyServer:
     """Build (not start) a :class:`PolicyServer` from a composed ``conf/serve.yaml``: loads
-    ``cfg.policy.path`` with :func:`robolearn.policies.load_policy` on ``cfg.policy.device``.
+    ``cfg.policy.path`` with :func:`robolearn.policies.load_policy` on ``cfg.policy.device``, int8-quantized when
+    ``cfg.policy.quantize`` is not ``none`` (:mod:`robolearn.policies.quantize`).
 
     Raises:
-        FileNotFoundError: the policy folder lacks ``config.yaml``/``model.safetensors``. See :class:`PolicyServer`.
+        FileNotFoundError: the policy folder lacks ``config.yaml``/``model.safetensors``.
+        ValueError: an unknown ``policy.quantize`` mode, or quantization of a policy that is not a VLA. See
+            :class:`PolicyServer`.
     """
     from robolearn.policies import load_policy
 
-    policy = load_policy(cfg.policy.path, map_location=cfg.policy.device)
+    policy = load_policy(cfg.policy.path, map_location=cfg.policy.device, quantize=cfg.policy.get("quantize"))
     return PolicyServer(policy, host=cfg.host, port=cfg.port, token=cfg.token, actions_per_chunk=cfg.actions_per_chunk,
                         device=cfg.policy.device, max_message_bytes=int(cfg.max_message_mb * 1024 * 1024))
 
@@ -165,7 +168,9 @@ def main() -> None:
     def _run(cfg: DictConfig) -> None:
         server = server_from_config(cfg)
         server.start()
-        print(f"serving {type(server.policy).__name__} from {cfg.policy.path} on {server.address} "
+        quantized = getattr(server.policy, "quantization", None)
+        mode = f" ({quantized['mode']})" if quantized else ""
+        print(f"serving {type(server.policy).__name__}{mode} from {cfg.policy.path} on {server.address} "
               f"(auth {'on' if cfg.token else 'off'}); Ctrl-C to stop", flush=True)
         try:
             server.wait()

@@ -194,7 +194,8 @@ def resolve_pretrained_path(path_or_repo_id: str | os.PathLike, revision: str | 
 
 
 def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu", strict: bool = True,
-                revision: str | None = None, overrides: Mapping[str, Any] | None = None) -> PolicyModule:
+                revision: str | None = None, overrides: Mapping[str, Any] | None = None,
+                quantize: str | None = "none") -> PolicyModule:
     """Rebuild a saved policy (in eval mode, on ``map_location``) from a folder or a Hub model id.
 
     ``overrides`` replaces saved constructor arguments that do not change the weights, for inference ablations:
@@ -209,6 +210,10 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
     the Hub revision). The backbone is built without downloading pretrained weights (they are in
     ``model.safetensors``).
 
+    ``quantize`` (``"none"``, ``"int8_weight_only"``, ``"int8_dynamic"``; ``python eval.py policy.path=<dir>
+    policy.quantize=int8_dynamic``) quantizes a SmolVLA/π0/π0.5's transformer linears to int8 once the weights are
+    loaded, for inference (:func:`robolearn.policies.quantize.quantize_policy`).
+
     Raises:
         FileNotFoundError: no such folder/repo, or neither ``config.yaml`` nor ``config.json`` in it, or
             ``model.safetensors`` missing.
@@ -216,10 +221,13 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
         RuntimeError: the weights do not match the rebuilt module (robolearn format, with ``strict``).
         ValueError: (``LerobotFormatError``) unsupported lerobot type/config value, or missing/renamed tensors,
             named in the message; an ``overrides`` key the saved config does not hold, or overrides given for a
-            lerobot-format folder.
+            lerobot-format folder; an unknown ``quantize`` mode (the valid ones are listed) or one other than
+            ``"none"`` for a policy that is not a VLA.
     """
+    from robolearn.policies.quantize import check_mode, quantize_policy
     from robolearn.policies.weights_file import load_weights
 
+    quantize = check_mode(quantize)
     path = resolve_pretrained_path(path, revision=revision)
     overrides = dict(overrides or {})
     if pretrained_format(path) == "lerobot":
@@ -228,7 +236,7 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
         if overrides:
             raise ValueError(f"{path}: overrides {sorted(overrides)} apply to robolearn-format folders "
                              "(config.yaml), not to lerobot's config.json")
-        return load_lerobot_policy(path, map_location=map_location)
+        return quantize_policy(load_lerobot_policy(path, map_location=map_location), quantize)
     cls, kwargs, features = read_robolearn_config(path)
     for key in _TRAINING_ONLY:
         kwargs.pop(key, None)
@@ -240,7 +248,7 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
     policy = cls(features=features, stats=None, **kwargs)
     state = load_weights(path / WEIGHTS_NAME, device=str(map_location))
     policy.load_state_dict(state, strict=strict)
-    return policy.to(map_location).eval()
+    return quantize_policy(policy.to(map_location).eval(), quantize)
 
 
 def pretrained_format(path: Path) -> str:

@@ -1,0 +1,194 @@
+"""Int8 quantization of the VLA policies (SmolVLA, π0, π0.5) for inference, with ``torchao``.
+
+``quantize_policy(policy, mode)`` replaces, in place, the weights of the ``nn.Linear`` layers of the policy's
+transformer towers by int8 tensors (torchao's ``quantize_``), after the weights are loaded:
+
+- ``"none"``: nothing changes (any policy);
+- ``"int8_weight_only"``: weights stored int8, one fp scale per output row (torchao ``Int8WeightOnlyConfig``);
+  activations stay float. Weight memory of those layers / 4; on CPU each matmul converts the int8 weight back to
+  float, so it is not faster there (it is a memory saving);
+- ``"int8_dynamic"``: int8 weights as above and activations quantized per token at run time (symmetric, one scale
+  per row; torchao ``Int8DynamicActivationInt8WeightConfig``), the matmul in int8 with int32 accumulation
+  (``torch._int_mm``: oneDNN on CPU, cuBLAS on CUDA). No calibration data is needed.
+
+What is quantized (:func:`quantize_targets`): every ``nn.Linear`` inside the towers, i.e. SmolVLA's SigLIP vision
+encoder, pixel-shuffle connector, kept SmolLM2 decoder layers and action expert; π0/π0.5's SigLIP vision tower,
+multi-modal projector, PaliGemma language model and Gemma action expert. What stays in float: the token and
+position embeddings, the patch-embedding convolution, every RMSNorm/LayerNorm (π0.5's adaptive RMSNorm ``dense``
+layers included, they compute norm scales), the unused ``lm_head`` and the small state/action/time projections
+outside the towers (``state_proj``, ``action_in_proj``, ``action_out_proj``, ``action_time_mlp_*``,
+``time_mlp_*``), whose errors would go straight into the actions for a negligible saving. LoRA adapter matrices
+(``lora_A``/``lora_B``) stay float; their base layers are quantized.
+
+A quantized policy is for inference only: it cannot be trained, and it is not exported (export the float policy and
+quantize when loading it, ``load_policy(path, quantize=...)``, i.e. ``policy.quantize=`` in ``eval.py`` and the
+policy server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+QUANTIZE_MODES = ("none", "int8_weight_only", "int8_dynamic")
+# Library recorded with a quantized policy (policy.quantization).
+LIBRARY = "torchao"
+
+
+def check_mode(mode: str | None) -> str:
+    """``mode`` normalized (``None`` -> ``"none"``).
+
+    Raises:
+        ValueError: ``mode`` is not one of :data:`QUANTIZE_MODES` (the message lists them).
+    """
+    if mode is None:
+        return "none"
+    if not isinstance(mode, str) or mode not in QUANTIZE_MODES:
+        raise ValueError(f"quantize={mode!r} is not a quantization mode; expected one of {list(QUANTIZE_MODES)}")
+    return mode
+
+
+def tower_paths(policy: nn.Module) -> tuple[str, ...]:
+    """Dotted paths (relative to ``policy``) of the transformer towers whose linears are quantized.
+
+    Raises:
+        ValueError: ``policy`` is not a SmolVLA, π0 or π0.5 policy (only they have towers to quantize).
+    """
+    from robolearn.policies.pi0.module import Pi0Policy
+    from robolearn.policies.smolvla.module import SmolVLAPolicy
+
+    if isinstance(policy, SmolVLAPolicy):
+        return ("model.vlm_with_expert.vlm.model.vision_model", "model.vlm_with_expert.vlm.model.connector",
+                "model.vlm_with_expert.vlm.model.text_model", "model.vlm_with_expert.lm_expert")
+    if isinstance(policy, Pi0Policy):  # and Pi05Policy
+        return ("model.paligemma_with_expert.paligemma.model.vision_tower",
+                "model.paligemma_with_expert.paligemma.model.multi_modal_projector",
+                "model.paligemma_with_expert.paligemma.model.language_model",
+                "model.paligemma_with_expert.gemma_expert")
+    raise ValueError(f"int8 quantization is implemented for the VLA policies (SmolVLAPolicy, Pi0Policy, "
+                     f"Pi05Policy), not {type(policy).__name__}; use quantize='none'")
+
+
+def quantize_targets(policy: nn.Module) -> list[str]:
+    """Qualified names (as in ``policy.named_modules()``) of the ``nn.Linear`` layers :func:`quantize_policy`
+    quantizes: those inside :func:`tower_paths`, except the adaptive-RMSNorm ``dense`` layers of π0.5's expert and
+    LoRA's ``lora_A``/``lora_B`` matrices.
+
+    Raises:
+        ValueError: see :func:`tower_paths`.
+    """
+    from robolearn.policies.pi0.backbone import AdaRMSNorm
+
+    names: list[str] = []
+    for path in tower_paths(policy):
+        tower = policy.get_submodule(path)
+        skip = {id(m.dense) for m in tower.modules() if isinstance(m, AdaRMSNorm)}
+        for name, module in tower.named_modules():
+            if not isinstance(module, nn.Linear) or id(module) in skip:
+                continue
+            if ".lora_A." in f".{name}." or ".lora_B." in f".{name}.":
+                continue
+            names.append(f"{path}.{name}")
+    return names
+
+
+@contextlib.contextmanager
+def _quiet_import():
+    # torchao registers an Enum with torch's pytree at import, which torch 2.14 logs as a deprecation warning.
+    logger = logging.getLogger("torch.utils._pytree")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _torchao_config(mode: str):
+    try:
+        with _quiet_import():
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
+    except ImportError as e:  # pragma: no cover - torchao is a dependency of robolearn
+        raise ImportError(f"quantize={mode!r} needs torchao (pip install torchao==0.18.0): {e}") from e
+    # set_inductor_config=False: do not change torch.compile's global settings (nothing is compiled here)
+    if mode == "int8_weight_only":
+        return Int8WeightOnlyConfig(set_inductor_config=False)
+    return Int8DynamicActivationInt8WeightConfig(set_inductor_config=False)
+
+
+def quantize_policy(policy: nn.Module, mode: str | None) -> nn.Module:
+    """Quantize ``policy``'s tower linears (:func:`quantize_targets`) in place for inference; returns ``policy``.
+
+    Call after the weights are loaded and the policy is on its device (the int8 tensors follow later ``.to()``
+    moves). The policy is put in eval mode and its parameters stop requiring gradients. With a mode other than
+    ``"none"``, ``policy.quantization`` records ``{"mode", "library", "layers", "linear_params"}`` (the number of
+    quantized layers and of their weight elements).
+
+    Args:
+        policy: a loaded policy; for modes other than ``"none"``, a ``SmolVLAPolicy``, ``Pi0Policy`` or
+            ``Pi05Policy`` in float32 or bfloat16.
+        mode: one of :data:`QUANTIZE_MODES` (``None`` = ``"none"``); see the module docstring.
+    Returns:
+        The same object, quantized.
+    Raises:
+        ValueError: unknown ``mode`` (the valid ones are listed), a policy without towers to quantize, or a policy
+            that is already quantized.
+        ImportError: torchao is not installed.
+    """
+    mode = check_mode(mode)
+    if mode == "none":
+        return policy
+    if getattr(policy, "quantization", None):
+        raise ValueError(f"{type(policy).__name__} is already quantized ({policy.quantization['mode']}); "
+                         "load the float policy again to change the mode")
+    targets = set(quantize_targets(policy))
+    config = _torchao_config(mode)
+    from torchao.quantization import quantize_
+
+    policy.eval().requires_grad_(False)
+    n_params = sum(policy.get_submodule(n).weight.numel() for n in targets)
+    # quantize_ walks the module tree with filter_fn(module, fully qualified name relative to its argument)
+    quantize_(policy, config, filter_fn=lambda module, fqn: isinstance(module, nn.Linear) and fqn in targets)
+    policy.quantization = {"mode": mode, "library": f"{LIBRARY} {_torchao_version()}", "layers": len(targets),
+                           "linear_params": int(n_params)}
+    return policy
+
+
+def _torchao_version() -> str:
+    from importlib.metadata import version
+
+    return version("torchao")
+
+
+def is_quantized(tensor: torch.Tensor) -> bool:
+    """True for a torchao quantized tensor (a weight replaced by :func:`quantize_policy`)."""
+    return hasattr(tensor, "qdata") and type(tensor).__module__.startswith("torchao")
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    """Bytes held by ``tensor``: a float tensor's ``numel * element_size``; for a torchao quantized tensor the sum
+    over its inner tensors (int8 data, scales, zero points)."""
+    if is_quantized(tensor):
+        names, _ = tensor.__tensor_flatten__()
+        return sum(tensor_bytes(getattr(tensor, n)) for n in names if isinstance(getattr(tensor, n), torch.Tensor))
+    return tensor.numel() * tensor.element_size()
+
+
+def model_bytes(module: nn.Module) -> dict[str, Any]:
+    """Memory of ``module``'s parameters and buffers: ``{"total", "quantized", "float"}`` in bytes (``quantized``:
+    the torchao tensors' int8 data plus scales; ``float``: everything else)."""
+    quantized = floating = 0
+    seen: set[int] = set()
+    for t in [*module.parameters(), *module.buffers()]:
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if is_quantized(t):
+            quantized += tensor_bytes(t)
+        else:
+            floating += tensor_bytes(t)
+    return {"total": quantized + floating, "quantized": quantized, "float": floating}
