@@ -654,3 +654,11 @@ def make_robot_env(robot: Any, max_episode_steps: int = 300, kinematics: Any = N
               for k, v in kwargs.items()}
     return RobotEnv(robot, max_episode_steps=int(max_episode_steps), kinematics=build(kinematics), teleop=teleop,
                     trigger=build(trigger), reward=build(reward), **kwargs)
+
+
+GYM_ID = "robolearn/RobotEnv-v0"
+if GYM_ID not in gym.registry:
+    # gymnasium.make("robolearn.rl.robot_env:robolearn/RobotEnv-v0", robot={...}, kinematics={...}, ...) builds a
+    # RobotEnv through make_robot_env (the "module:Id" form imports this module first), for code that only knows
+    # gymnasium ids (the online-RL DataModule, the HIL-SERL actor's dataset.env_id / dataset.env_kwargs).
+    gym.register(id=GYM_ID, entry_point="robolearn.rl.robot_env:make_robot_env")

@@ -235,6 +235,25 @@ def test_sim_env_checker_and_config():
         b.close()
 
 
+def test_gymnasium_make_by_id():
+    """Code that only knows gymnasium ids (dataset.env_id / env_kwargs) builds the same env."""
+    import gymnasium as gym
+
+    env = gym.make("robolearn.rl.robot_env:robolearn/RobotEnv-v0", max_episode_steps=3,
+                   robot={"_target_": "robolearn.robots.sim.SO101SimRobot", "camera": None},
+                   kinematics={"_target_": "robolearn.robots.kinematics.SO101Kinematics", "units": "radians",
+                               "point": "grasp"},
+                   action_mode="ee", reset_mode="scripted", workspace_bounds=[[0.1, -0.2, 0.02], [0.45, 0.2, 0.3]])
+    try:
+        obs, _ = env.reset(seed=0)
+        assert set(obs) == {"agent_pos"} and env.unwrapped.workspace is not None
+        for _ in range(3):
+            *_, truncated, info = env.step(np.zeros(4, np.float32))
+        assert truncated and info["is_intervention"] is False
+    finally:
+        env.close()
+
+
 def test_construction_errors():
     robot = SO101SimRobot(camera=None)
     with pytest.raises(ValueError, match=r"action_mode='joint' needs '<motor>.pos' actions.*delta_x"):
