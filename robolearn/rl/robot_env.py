@@ -450,9 +450,6 @@ class RobotEnv(gym.Env):
     def _action_names(self) -> list[str]:
         return ["dx", "dy", "dz", "gripper"] if self.action_mode == "ee" else list(self.action_keys)
 
-    def _gripper_key(self) -> str:
-        return "gripper" if self.ee_native else GRIPPER_KEY
-
     def _to_robot(self, a: np.ndarray) -> dict[str, float]:
         """An env-space action (clipped, finite) as the robot's action dict, inside the workspace."""
         if self.action_mode == "joint":
