@@ -65,6 +65,8 @@ def test_fit_loss_decreases_and_exports(tmp_path, shared_datasets, policy):
 
     ckpt_dir = tmp_path / "run" / "checkpoints"
     assert (ckpt_dir / "last.ckpt").is_file()
+    # one copy of the final state on disk: last.ckpt links to the step checkpoint written at the same step
+    assert (ckpt_dir / "last.ckpt").is_symlink() and (ckpt_dir / "last.ckpt").resolve() == ckpt_dir / f"step_{steps:06d}.ckpt"
     exported = ckpt_dir / "pretrained_model"
     for name in ("config.yaml", "model.safetensors"):
         assert (exported / name).is_file(), f"missing {name} in {exported}"
