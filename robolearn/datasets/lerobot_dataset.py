@@ -268,6 +268,7 @@ class LeRobotDataset(torch.utils.data.Dataset):
         # ---- per-episode video lookup
         self._vid_path: dict[str, list[str]] = {}
         self._vid_from: dict[str, np.ndarray] = {}
+        self._vid_to: dict[str, np.ndarray | None] = {}
         ep_rows = self.meta.episodes.loc[self.episode_indices]
         for key in self._video_keys:
             col = f"videos/{key}/from_timestamp"
@@ -280,6 +281,10 @@ class LeRobotDataset(torch.utils.data.Dataset):
                 str(self.root / self.meta.get_video_file_path(int(e), key)) for e in self.episode_indices
             ]
             self._vid_from[key] = ep_rows[col].to_numpy(dtype=np.float64, copy=True)
+            # the episode's segment of the file: what the reader decodes and caches (None: the whole file)
+            to_col = f"videos/{key}/to_timestamp"
+            self._vid_to[key] = (ep_rows[to_col].to_numpy(dtype=np.float64, copy=True)
+                                 if to_col in ep_rows.columns else None)
         self._video_reader = VideoFrameReader(cache_mb=video_cache_mb)
 
         self._cam_chw = {k: camera_shape_chw(k, self.meta.features[k]) for k in self.meta.camera_keys}
@@ -617,8 +622,10 @@ class LeRobotDataset(torch.utils.data.Dataset):
                     item[f"{key}_is_pad"] = torch.from_numpy(pad)
                 else:
                     times = np.asarray([float(ts[idx]) + self._vid_from[key][slot]])
+                ends = self._vid_to[key]
+                segment = None if ends is None else (float(self._vid_from[key][slot]), float(ends[slot]))
                 frames = self._video_reader.get_frames(
-                    self._vid_path[key][slot], times, self.tolerance_s, episode_index=ep_idx
+                    self._vid_path[key][slot], times, self.tolerance_s, episode_index=ep_idx, segment=segment
                 )
                 if key not in deltas:
                     frames = frames[0]

@@ -318,6 +318,37 @@ def _decode_all(container, stream) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(buf), times_arr
 
 
+def _decode_range(container, stream, t_start: float, t_end: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame with ``t_start <= time <= t_end`` (seconds), in presentation order: seek to the keyframe at or
+    before ``t_start`` and decode forward until a frame after ``t_end``. Returns uint8 ``(N, 3, H, W)`` frames and
+    float64 ``(N,)`` times."""
+    tb = stream.time_base
+    target = max(int(Fraction(max(t_start, 0.0)) / tb) - 1, 0)
+    container.seek(target, backward=True, any_frame=False, stream=stream)
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    last = None
+    for frame in container.decode(stream):
+        t = _frame_time(frame, tb)
+        if t is None:
+            t = (last + 1.0 / float(stream.average_rate or 30)) if last is not None else 0.0
+        last = t
+        if t > t_end:
+            break
+        if t >= t_start:
+            frames.append(_frame_to_chw(frame))
+            times.append(t)
+    h, w = stream.codec_context.height, stream.codec_context.width
+    if not frames:
+        return np.empty((0, 3, h, w), np.uint8), np.empty(0)
+    times_arr = np.asarray(times, dtype=np.float64)
+    out = np.stack(frames)
+    if len(times_arr) > 1 and np.any(np.diff(times_arr) < 0):
+        order = np.argsort(times_arr, kind="stable")
+        out, times_arr = out[order], times_arr[order]
+    return np.ascontiguousarray(out), times_arr
+
+
 # Containers opened by a parent process and inherited by a forked child are moved to _INHERITED and never closed
 # there: closing a decoder or scaler that owns threads joins threads that do not exist after fork, which hangs.
 _READERS: "weakref.WeakSet[VideoFrameReader]" = weakref.WeakSet()
@@ -342,13 +373,17 @@ def _open_container(path: str):
 
 
 class VideoFrameReader:
-    """Per-process frame server with an open-container LRU and a whole-file decoded-frame cache.
+    """Per-process frame server with an open-container LRU and a decoded-frame cache.
 
-    For each file, on first use, the decoded size ``num_frames × H × W × 3`` bytes is computed from the container.
-    If it fits in what is left of ``cache_mb`` (MiB, per process), the whole file is decoded once into a uint8
-    ``(N, 3, H, W)`` array and later queries are served by nearest pts. Files that do not fit use the seek path
-    with a cached open container. Cached files are never evicted, so the memory used stays below the budget and
-    random access never re-decodes a file repeatedly. ``cache_mb=0`` disables the whole-file cache.
+    A query names its file and, when the caller knows it, the *segment* of the file it falls in (an episode's
+    ``[from_timestamp, to_timestamp]`` in a v3.0 concatenated MP4). On the first query of a segment, its decoded size
+    (``frames × H × W × 3`` bytes, from its duration and the stream's rate) is compared with what is left of
+    ``cache_mb`` (MiB, per process): if it fits, only that segment is decoded (seek to the keyframe at or before its
+    start, decode to its end) into a uint8 ``(N, 3, H, W)`` array and later queries are served by nearest pts, so a
+    dataset loaded with a subset of ``episodes`` decodes only those episodes, never the whole file. A query without a
+    segment caches the whole file the same way. What does not fit uses the seek path with a cached open container.
+    Cached frames are never evicted, so the memory used stays below the budget and random access never re-decodes
+    a segment repeatedly. ``cache_mb=0`` disables the cache.
 
     Safe with DataLoader workers: PyAV containers are dropped when the process id changes (fork) and when the object
     is pickled; decoded arrays survive ``fork`` (plain numpy) but are not pickled.
@@ -378,8 +413,10 @@ class VideoFrameReader:
         self._containers: OrderedDict[str, tuple] = OrderedDict()
         if not keep_frames:
             self._frames: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            self._segments: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = {}
             self._cached_bytes = 0
             self._seek_only: set[str] = set()
+            self._seek_only_segments: set[tuple[str, float]] = set()
 
     def __getstate__(self):
         return {"cache_mb": self.cache_mb, "max_open": self.max_open}
@@ -397,6 +434,11 @@ class VideoFrameReader:
     def is_cached(self, path: str | Path) -> bool:
         """Whether ``path`` is currently served from the whole-file cache in this process."""
         return str(path) in self._frames
+
+    def cached_segments(self, path: str | Path) -> list[float]:
+        """Start times (seconds in the file) of the segments of ``path`` held decoded in this process, sorted."""
+        key = str(path)
+        return sorted(start for p, start in self._segments if p == key)
 
     def close(self) -> None:
         """Close the open containers of this process (decoded frames are kept)."""
@@ -442,8 +484,13 @@ class VideoFrameReader:
         timestamps,
         tolerance_s: float = 1e-4,
         episode_index: int | None = None,
+        segment: tuple[float, float] | None = None,
     ) -> np.ndarray:
         """Frames nearest to ``timestamps`` (seconds inside the file).
+
+        Args:
+            segment: ``(start, end)`` seconds of the part of the file the queries fall in (an episode's
+                ``from_timestamp`` / ``to_timestamp``); it is what gets decoded and cached. None: the whole file.
 
         Returns:
             uint8 array ``(T, 3, H, W)``. It never aliases the cache (safe to modify).
@@ -455,7 +502,7 @@ class VideoFrameReader:
                 requested times.
         """
         try:
-            return self._get_frames(path, timestamps, tolerance_s, episode_index)
+            return self._get_frames(path, timestamps, tolerance_s, episode_index, segment)
         except (FileNotFoundError, FrameTimestampError):
             raise
         except Exception as e:  # noqa: BLE001 - PyAV/FFmpeg errors do not name the file
@@ -464,13 +511,22 @@ class VideoFrameReader:
             raise VideoDecodeError(f"{path}{ep}: cannot decode frames at {times} s (truncated or corrupt video?): "
                                    f"{type(e).__name__}: {str(e)[:300]}") from e
 
-    def _get_frames(self, path: str | Path, timestamps, tolerance_s: float, episode_index: int | None) -> np.ndarray:
+    def _get_frames(self, path: str | Path, timestamps, tolerance_s: float, episode_index: int | None,
+                    segment: tuple[float, float] | None = None) -> np.ndarray:
         self._check_pid()
         key = str(path)
         query = np.atleast_1d(np.asarray(timestamps, dtype=np.float64))
         with self._lock:
             cached = self._frames.get(key)
-            if cached is None and key not in self._seek_only:
+            if cached is None and segment is not None:
+                seg_key = (key, round(float(segment[0]), 6))
+                cached = self._segments.get(seg_key)
+                if cached is None and seg_key not in self._seek_only_segments:
+                    cached = self._maybe_cache_segment(key, seg_key, segment, tolerance_s, episode_index)
+                if cached is not None and len(cached[1]) and (query.min() < cached[1][0] - tolerance_s
+                                                              or query.max() > cached[1][-1] + tolerance_s):
+                    cached = None  # a query outside the segment (metadata off by a frame): the seek path decides
+            elif cached is None and key not in self._seek_only:
                 cached = self._maybe_cache(key, episode_index)
             if cached is not None:
                 frames, times = cached
@@ -494,6 +550,30 @@ class VideoFrameReader:
     def _missing(path: str, episode_index) -> FileNotFoundError:
         ep = f" (needed by episode {episode_index})" if episode_index is not None else ""
         return FileNotFoundError(f"video file not found: {path}{ep}")
+
+    def _maybe_cache_segment(self, key: str, seg_key: tuple[str, float], segment: tuple[float, float],
+                             tolerance_s: float, episode_index):
+        if not os.path.isfile(key):
+            raise self._missing(key, episode_index)
+        start, end = float(segment[0]), float(segment[1])
+        if self.cache_mb <= 0 or not end >= start:
+            self._seek_only_segments.add(seg_key)
+            return None
+        container, stream = self._open(key)
+        ctx = stream.codec_context
+        rate = float(stream.average_rate or 0) or 30.0
+        n = int(round((end - start) * rate)) + 2  # both ends, and a rounding margin
+        if self._cached_bytes + n * ctx.width * ctx.height * 3 > self.cache_mb * 1024 * 1024:
+            self._seek_only_segments.add(seg_key)
+            return None
+        try:
+            frames, times = _decode_range(container, stream, start - tolerance_s, end + tolerance_s)
+        except Exception:
+            self._drop_container(key)  # a decoder left in a bad state must not poison later calls
+            raise
+        self._segments[seg_key] = (frames, times)
+        self._cached_bytes += frames.nbytes
+        return frames, times
 
     def _maybe_cache(self, key: str, episode_index):
         if not os.path.isfile(key):

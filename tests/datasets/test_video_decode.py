@@ -44,9 +44,9 @@ def test_pusht_frame_equals_pyav(shared_datasets):
     ref = _pyav_frame(shared_datasets / PUSHT_MP4, 23.7)
     np.testing.assert_array_equal(item["observation.image"].numpy(), ref)
     f = ds[pos]
-    ds2 = LeRobotDataset("p", root=shared_datasets / "lerobot_written_pusht_random")  # float path, whole-file cache
+    ds2 = LeRobotDataset("p", root=shared_datasets / "lerobot_written_pusht_random")  # float path, episode cache
     torch.testing.assert_close(ds2[pos]["observation.image"], f["observation.image"].float() / 255)
-    assert ds2._video_reader.is_cached(ds2._vid_path["observation.image"][2])
+    assert ds2._video_reader.cached_segments(ds2._vid_path["observation.image"][2]) == [20.0]  # episode 2 only
 
 
 def test_open50_mpeg4_frame_equals_pyav(shared_datasets):
@@ -118,3 +118,27 @@ def test_reader_fork_and_pickle_safety(shared_datasets):
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+def test_an_episode_subset_decodes_only_its_episodes(shared_datasets):
+    """The decoded-frame cache holds the selected episodes' segments of the concatenated MP4, not the whole file, and
+    serves the same frames as the seek path; a query outside its segment still resolves by seeking."""
+    root = shared_datasets / "lerobot_written_pusht_random"
+    path = shared_datasets / PUSHT_MP4
+    sub = LeRobotDataset("p", root=root, episodes=[1, 3], return_uint8=True, video_cache_mb=64)
+    seek = LeRobotDataset("p", root=root, episodes=[1, 3], return_uint8=True, video_cache_mb=0)
+    for i in range(0, len(sub), 9):
+        assert torch.equal(sub[i]["observation.image"], seek[i]["observation.image"])
+    reader = sub._video_reader
+    assert reader.cached_segments(path) == [10.0, 30.0] and not reader.is_cached(path)
+    assert reader.cached_bytes <= 2 * 102 * 96 * 96 * 3  # two 100-frame episodes (+ a frame at each end), not 500
+    # the whole-file path without a segment, and the fallback for a query outside the cached segment
+    r = VideoFrameReader(cache_mb=64)
+    seg = r.get_frames(path, [10.0, 19.9], segment=(10.0, 20.0))
+    outside = r.get_frames(path, [25.0], segment=(10.0, 20.0))
+    np.testing.assert_array_equal(seg, decode_video_frames(path, [10.0, 19.9]))
+    np.testing.assert_array_equal(outside, decode_video_frames(path, [25.0]))
+    assert r.cached_segments(path) == [10.0]
+    tiny = VideoFrameReader(cache_mb=0.1)  # 100 frames of 96x96 do not fit: seek path, nothing held
+    np.testing.assert_array_equal(tiny.get_frames(path, [12.0], segment=(10.0, 20.0)), decode_video_frames(path, [12.0]))
+    assert tiny.cached_bytes == 0 and tiny.cached_segments(path) == []
