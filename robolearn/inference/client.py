@@ -14,6 +14,10 @@ into the queue with the chosen merge function (:mod:`robolearn.inference.merge`)
 latency. ``chunk_size_threshold=0`` waits for an empty queue (synchronous chunking, as ``select_action``);
 ``1`` asks again as soon as one action has been executed.
 
+With real-time chunking (``rtc.enabled``, flow-matching policies only; :mod:`robolearn.inference.rtc`) each
+observation also carries the queue's remainder and the inference delay, the server continues that plan, and the new
+chunk replaces the queued tail (``aggregate_fn_name`` is not used).
+
 CLI: ``python -m robolearn.inference.client robot=<group option> robot.port=... server_address=host:port``
 (config ``conf/robot_client.yaml``).
 """
@@ -34,8 +38,9 @@ import torch
 from robolearn.features import FeatureType, PolicyFeature
 from robolearn.inference.action_queue import TimedActionQueue
 from robolearn.inference.codec import DEFAULT_MAX_BYTES, decode, encode
-from robolearn.inference.merge import get_merge_fn
+from robolearn.inference.merge import get_merge_fn, latest_only
 from robolearn.inference.observation import robot_to_wire
+from robolearn.inference.rtc import ClientRTC
 from robolearn.inference.server import AUTH_METADATA_KEY, method_path
 from robolearn.robots.features import hw_to_dataset_features, vector_to_action
 
@@ -56,7 +61,9 @@ class AuthenticationError(InferenceServerError, PermissionError):
 
 @dataclass
 class RoundTrip:
-    """One ``Predict`` call: observation ``timestep``, round-trip time and server inference time (seconds)."""
+    """One ``Predict`` call: observation ``timestep``, round-trip time and server inference time (seconds); the
+    first action executed from the chunk is that of timestep ``timestep + dropped``; ``inference_delay``: the delay
+    (control steps) sent with an RTC request, else None."""
 
     timestep: int
     queue_size_at_request: int
@@ -66,6 +73,7 @@ class RoundTrip:
     dropped: int
     merged: int
     added: int
+    inference_delay: int | None = None
 
 
 def latency_summary(values_s: list[float]) -> dict[str, float | int]:
@@ -90,18 +98,21 @@ class RobotClient:
         chunk_size_threshold: ``g`` in [0, 1]; a new observation is sent when the queue holds fewer than
             ``g * chunk_size`` actions (SmolVLA's ``g``; lerobot's default 0.5).
         aggregate_fn_name: merge function for overlapping timesteps (``weighted_average``, ``latest_only``,
-            ``average``, ``conservative``).
+            ``average``, ``conservative``); not used with RTC.
         task: language instruction sent with each observation (for language-conditioned policies) or ``None``.
         timeout_s: deadline of each gRPC call.
         max_message_bytes: largest message sent or accepted.
+        rtc: real-time chunking settings (:class:`~robolearn.inference.rtc.ClientRTC` or a mapping of its fields,
+            e.g. ``conf/robot_client.yaml``'s ``rtc``); None or ``enabled: false``: the plain merged queue.
     Raises:
-        ValueError: ``fps <= 0``, a threshold outside [0, 1], an unknown merge function, or a robot with a
-            camera among its action features.
+        ValueError: ``fps <= 0``, a threshold outside [0, 1], an unknown merge function, invalid ``rtc``
+            settings, or a robot with a camera among its action features.
     """
 
     def __init__(self, robot: Any, server_address: str, token: str | None = None, fps: float = 30.0,
                  chunk_size_threshold: float = 0.5, aggregate_fn_name: str = "weighted_average",
-                 task: str | None = None, timeout_s: float = 30.0, max_message_bytes: int = DEFAULT_MAX_BYTES):
+                 task: str | None = None, timeout_s: float = 30.0, max_message_bytes: int = DEFAULT_MAX_BYTES,
+                 rtc: Any = None):
         if fps <= 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         if not 0.0 <= chunk_size_threshold <= 1.0:
@@ -113,7 +124,10 @@ class RobotClient:
         self.task = task
         self.timeout_s = timeout_s
         self.max_message_bytes = int(max_message_bytes)
-        self.queue = TimedActionQueue(get_merge_fn(aggregate_fn_name))
+        merge_fn = get_merge_fn(aggregate_fn_name)
+        self.rtc = ClientRTC.from_config(rtc)
+        # RTC's chunk already continues the queued plan: it replaces the tail instead of being blended with it
+        self.queue = TimedActionQueue(latest_only if self.rtc.enabled else merge_fn)
         self.obs_features = hw_to_dataset_features(robot.observation_features, "observation")
         self.action_names = list(robot.action_features)
         hw_to_dataset_features(robot.action_features, "action")  # raises on a camera in the action features
@@ -140,7 +154,8 @@ class RobotClient:
         Raises:
             AuthenticationError: the server refused the token.
             InferenceServerError: the server is unreachable within ``timeout_s`` or answered an error.
-            ValueError: the robot lacks a policy input or a shape/action size differs (naming them).
+            ValueError: the robot lacks a policy input or a shape/action size differs (naming them), or RTC is
+                enabled and the served policy is not a flow-matching one.
         """
         limits = [("grpc.max_receive_message_length", self.max_message_bytes),
                   ("grpc.max_send_message_length", self.max_message_bytes)]
@@ -207,18 +222,24 @@ class RobotClient:
         if problems:
             raise ValueError(f"robot '{getattr(self.robot, 'name', type(self.robot).__name__)}' does not match the "
                              f"policy {info.get('policy')}: " + "; ".join(problems))
+        if self.rtc.enabled and not info.get("supports_rtc"):
+            raise ValueError(f"rtc.enabled=true but the served policy {info.get('policy')} does not support real-time "
+                             "chunking (it needs a flow-matching policy: SmolVLA, pi0, pi0.5); set rtc.enabled=false")
 
     # ------------------------------------------------------------------ receiver thread
     def _receiver(self) -> None:
         while not self._stop.is_set():
             try:
-                timestep, observation, queue_size = self._outbox.get(timeout=0.05)
+                timestep, observation, queue_size, rtc = self._outbox.get(timeout=0.05)
             except queue.Empty:
                 continue
             try:
                 start = time.perf_counter()
-                reply = self._call("Predict", {"type": "observation", "timestep": timestep, "timestamp": time.time(),
-                                               "observation": observation, "task": self.task}, "actions")
+                message = {"type": "observation", "timestep": timestep, "timestamp": time.time(),
+                           "observation": observation, "task": self.task}
+                if rtc is not None:
+                    message["rtc"] = rtc
+                reply = self._call("Predict", message, "actions")
                 rtt = time.perf_counter() - start
                 actions, timesteps = reply["actions"], reply["timesteps"]
                 if actions.dim() != 2 or actions.shape[1] != len(self.action_names):
@@ -230,7 +251,8 @@ class RobotClient:
                 counts = self.queue.merge_chunk(timesteps, actions.float())
                 self.chunk_size = int(actions.shape[0])
                 self.round_trips.append(RoundTrip(timestep, queue_size, rtt, float(reply["inference_s"]),
-                                                  int(actions.shape[0]), **counts))
+                                                  int(actions.shape[0]), **counts,
+                                                  inference_delay=None if rtc is None else rtc["inference_delay"]))
             except BaseException as e:  # surfaced by the control loop at its next tick
                 self._error = e
                 self._stop.set()
@@ -273,9 +295,21 @@ class RobotClient:
             self.n_executed += 1
         if self._should_request():
             observation = robot_to_wire(self.robot.get_observation(), self.obs_features)
+            rtc = self._rtc_request() if self.rtc.enabled else None
             self._idle.clear()
-            self._outbox.put((self.queue.next_timestep, observation, len(self.queue)))
+            self._outbox.put((self.queue.next_timestep, observation, len(self.queue), rtc))
         return sent
+
+    def _rtc_request(self) -> dict[str, Any]:
+        """The ``rtc`` field: the queued actions of timesteps ``next, next+1, ...`` (the plan the new chunk, stamped
+        from ``next``, continues) and the inference delay (no request is in flight, so the queue is not changing)."""
+        start = self.queue.next_timestep
+        timesteps, actions = self.queue.snapshot()
+        n = 0
+        while n < len(timesteps) and timesteps[n] == start + n:
+            n += 1
+        remainder = actions[:n] if actions is not None and n else None
+        return self.rtc.request(remainder, self.rtc.delay(list(self.round_trips), self.fps))
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no request is in flight (or ``timeout`` s); True if idle. Raises a receiver error."""
@@ -335,7 +369,7 @@ def run_from_config(cfg: Any, robot: Any | None = None) -> dict[str, Any]:
     with robot:
         client = RobotClient(robot, cfg.server_address, token=cfg.token, fps=cfg.fps,
                              chunk_size_threshold=cfg.chunk_size_threshold, aggregate_fn_name=cfg.aggregate_fn_name,
-                             task=cfg.task or None, timeout_s=cfg.timeout_s)
+                             task=cfg.task or None, timeout_s=cfg.timeout_s, rtc=cfg.get("rtc"))
         with client:
             return client.run(duration_s=cfg.duration_s)
 

@@ -6,11 +6,12 @@ Transport: gRPC (``grpcio``) with generic handlers on raw bytes (no protoc code 
 ``robolearn.inference.PolicyServer`` with three unary methods:
 
 - ``Ready`` (``{"type": "ready"}``) -> ``{"type": "ready_reply", "policy", "input_features", "action_dim",
-  "actions_per_chunk"}``: the handshake, used by the client to check its robot's features;
+  "actions_per_chunk", "supports_rtc"}``: the handshake, used by the client to check its robot's features;
 - ``Reset`` (``{"type": "reset"}``) -> ``{"type": "reset_reply"}``: ``policy.reset()`` at episode start;
 - ``Predict`` (``{"type": "observation", "timestep": k, "timestamp": s, "observation": {key: tensor},
-  "task": str | None}``) -> ``{"type": "actions", "timestep": k, "timesteps": int64 (n,), "actions": float32
-  (n, A), "inference_s": s}``, the chunk of ``policy.predict_action_chunk`` for timesteps ``k .. k+n-1``.
+  "task": str | None, "rtc": optional}``) -> ``{"type": "actions", "timestep": k, "timesteps": int64 (n,), "actions":
+  float32 (n, A), "inference_s": s}``, the chunk of ``policy.predict_action_chunk`` for timesteps ``k .. k+n-1``
+  (with ``rtc``: real-time chunking toward the client's queued plan, :mod:`robolearn.inference.rtc`).
 
 Authentication: a shared token sent as gRPC metadata ``authorization: Bearer <token>`` and checked (in
 constant time) on every call. A token is REQUIRED when binding to anything but a loopback address.
@@ -36,6 +37,7 @@ from robolearn.features import ACTION
 from robolearn.inference.codec import DEFAULT_MAX_BYTES
 from robolearn.inference.observation import wire_to_policy
 from robolearn.inference.rpc import AUTH_METADATA_KEY, RpcService, is_loopback  # noqa: F401 (re-exported)
+from robolearn.inference.rtc import predict_with_rtc, supports_rtc
 
 log = logging.getLogger("robolearn.inference.server")
 
@@ -91,6 +93,7 @@ class PolicyServer(RpcService):
             "input_features": {k: f.to_dict() for k, f in self.policy.input_features.items()},
             "action_dim": int(self.policy.features[ACTION].shape[0]),
             "actions_per_chunk": self.actions_per_chunk,
+            "supports_rtc": supports_rtc(self.policy),
         }
 
     def _reset(self, msg: dict) -> dict:
@@ -119,7 +122,9 @@ class PolicyServer(RpcService):
             batch = self.policy._prepare_observation(batch)  # e.g. Diffusion's observation history
             if task is not None:
                 batch["task"] = [task]
-            chunk = self.policy.predict_action_chunk(batch)[0]
+            rtc = msg.get("rtc")
+            chunk = (self.policy.predict_action_chunk(batch) if rtc is None
+                     else predict_with_rtc(self.policy, batch, rtc))[0]
             if self.actions_per_chunk is not None:
                 chunk = chunk[: self.actions_per_chunk]
             chunk = chunk.float().cpu()

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robolearn.policies.pi0.backbone import PaliGemmaWithExpert
-from robolearn.policies.vla.flow import euler_integrate, noisy_actions, sample_beta_time, sinusoidal_time_embedding
+from robolearn.policies.vla.flow import noisy_actions, sample_beta_time, sinusoidal_time_embedding
 from robolearn.policies.vla.masks import make_att_2d_masks
+from robolearn.policies.vla.rtc import rtc_euler_integrate
 
 
 class Pi0Model(nn.Module):
@@ -145,8 +146,14 @@ class Pi0Model(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def sample_actions(self, images: list[Tensor], image_masks: list[Tensor], lang_tokens: Tensor,
-                       lang_masks: Tensor, state: Tensor | None, noise: Tensor | None = None) -> Tensor:
+                       lang_masks: Tensor, state: Tensor | None, noise: Tensor | None = None,
+                       prev_chunk: Tensor | None = None, inference_delay: int = 0, execution_horizon: int = 10,
+                       schedule: str = "exp", max_guidance_weight: float = 5.0) -> Tensor:
         """Denoise a chunk with ``num_inference_steps`` Euler steps from ``t = 1``, reusing the prefix KV cache.
+
+        With ``prev_chunk`` (``(B, L, A)`` normalized, ``L <= H``) the steps are guided toward it by real-time
+        chunking (:func:`robolearn.policies.vla.rtc.rtc_euler_integrate`, which documents ``inference_delay``,
+        ``execution_horizon``, ``schedule``, ``max_guidance_weight`` and its errors); None: plain sampling.
 
         Returns:
             ``(B, H, max_action_dim)`` normalized actions.
@@ -171,4 +178,5 @@ class Pi0Model(nn.Module):
                                                        past_key_values=cache, adarms_cond=cond)
             return self.action_out_proj(s_out[:, -self.chunk_size:].to(self.action_out_proj.weight.dtype)).float()
 
-        return euler_integrate(velocity, noise.float(), self.num_inference_steps)
+        return rtc_euler_integrate(velocity, noise.float(), self.num_inference_steps, prev_chunk, inference_delay,
+                                   execution_horizon, schedule, max_guidance_weight)

@@ -253,8 +253,9 @@ class Pi0Policy(VLAPolicyMixin, PolicyModule):
         losses = losses[..., : self.action_dim]
         return losses.mean(), {}
 
-    def _predict_chunk(self, batch: dict[str, Any], noise: Tensor | None = None) -> Tensor:
-        chunk = self.model.sample_actions(**self.prepare_inputs(batch), noise=noise)
+    def _predict_chunk(self, batch: dict[str, Any], noise: Tensor | None = None,
+                       rtc: dict[str, Any] | None = None) -> Tensor:
+        chunk = self.model.sample_actions(**self.prepare_inputs(batch), noise=noise, **(rtc or {}))
         return chunk[..., : self.action_dim]
 
     # ------------------------------------------------------------------ training setup

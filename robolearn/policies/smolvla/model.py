@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robolearn.policies.smolvla.vlm_expert import KVCache, SmolVLMWithExpert
-from robolearn.policies.vla.flow import euler_integrate, noisy_actions, sample_beta_time, sinusoidal_time_embedding
+from robolearn.policies.vla.flow import noisy_actions, sample_beta_time, sinusoidal_time_embedding
 from robolearn.policies.vla.masks import make_att_2d_masks
+from robolearn.policies.vla.rtc import rtc_euler_integrate
 
 
 class SmolVLAFlowModel(nn.Module):
@@ -129,12 +130,19 @@ class SmolVLAFlowModel(nn.Module):
 
     @torch.no_grad()
     def sample_actions(self, images: list[Tensor], img_masks: list[Tensor], lang_tokens: Tensor, lang_masks: Tensor,
-                       state: Tensor, noise: Tensor | None = None) -> Tensor:
+                       state: Tensor, noise: Tensor | None = None, prev_chunk: Tensor | None = None,
+                       inference_delay: int = 0, execution_horizon: int = 10, schedule: str = "exp",
+                       max_guidance_weight: float = 5.0) -> Tensor:
         """Denoise ``noise`` (``(B, T, max_action_dim)``, standard normal when None) into actions with
-        ``num_steps`` Euler steps; the prefix is encoded once. Returns ``(B, T, max_action_dim)`` float32."""
+        ``num_steps`` Euler steps; the prefix is encoded once. Returns ``(B, T, max_action_dim)`` float32.
+
+        With ``prev_chunk`` (``(B, L, A)`` normalized, ``L <= T``) the steps are guided toward it by real-time
+        chunking (:func:`robolearn.policies.vla.rtc.rtc_euler_integrate`, which documents ``inference_delay``,
+        ``execution_horizon``, ``schedule``, ``max_guidance_weight`` and its errors); None: plain sampling."""
         b = state.shape[0]
         if noise is None:
             noise = torch.randn(b, self.chunk_size, self.max_action_dim, device=state.device)
         cache, prefix_pad = self._prefix(images, img_masks, lang_tokens, lang_masks, state)
-        return euler_integrate(lambda x, t: self._velocity(cache, prefix_pad, x, t).float(), noise.float(),
-                               self.num_steps)
+        return rtc_euler_integrate(lambda x, t: self._velocity(cache, prefix_pad, x, t).float(), noise.float(),
+                                   self.num_steps, prev_chunk, inference_delay, execution_horizon, schedule,
+                                   max_guidance_weight)

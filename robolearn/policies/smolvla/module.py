@@ -235,9 +235,10 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
             loss = losses.mean()
         return loss, {}
 
-    def _predict_chunk(self, batch: dict[str, Any]) -> Tensor:
+    def _predict_chunk(self, batch: dict[str, Any], rtc: dict[str, Any] | None = None) -> Tensor:
         images, img_masks, tokens, lang_masks, state = self.prepare_inputs(batch)
-        actions = self.model.sample_actions(images, img_masks, tokens, lang_masks, state, noise=batch.get("noise"))
+        actions = self.model.sample_actions(images, img_masks, tokens, lang_masks, state, noise=batch.get("noise"),
+                                            **(rtc or {}))
         return actions[:, :, : self.action_dim]
 
     @torch.no_grad()

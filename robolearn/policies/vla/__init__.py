@@ -8,5 +8,6 @@ SmolVLA in :mod:`robolearn.policies.smolvla`).
 - :mod:`.tokenize`: the batch's ``task`` strings and their tokenization.
 - :mod:`.schedule`: warmup + cosine-decay learning-rate schedule (lerobot's VLA preset).
 - :mod:`.lora`: LoRA injection through ``peft`` and parameter/memory accounting.
+- :mod:`.rtc`: real-time chunking (guided flow sampling toward the previous chunk; Black et al. 2025).
 - :mod:`.policy`: the lazily loaded tokenizer, action window and gradient clipping of a VLA ``PolicyModule``.
 """

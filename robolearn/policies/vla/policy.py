@@ -15,6 +15,8 @@ class VLAPolicyMixin:
     """
 
     policy_label = "VLA"
+    #: flow-matching sampler: real-time chunking applies (:mod:`robolearn.policies.vla.rtc`)
+    supports_rtc = True
 
     @property
     def tokenizer(self):
