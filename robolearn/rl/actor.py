@@ -96,8 +96,10 @@ class EnvActor:
 
         The transition holds ``observation.*``, ``action`` (float32, clipped to the action space), ``next.reward``,
         ``next.done`` (terminated), ``next.truncated``, ``next.observation.*`` and
-        ``complementary_info.is_intervention`` (0: no human in this loop). At an episode end the env is reset and the
-        next call starts the new episode.
+        ``complementary_info.is_intervention``: 1 when the env reports that a teleoperator drove the step
+        (``info["is_intervention"]``, :class:`robolearn.rl.robot_env.RobotEnv`); the transition's ``action`` is then
+        the executed one, ``info["teleop_action"]`` (in the env's action space), not the policy's. At an episode end
+        the env is reset and the next call starts the new episode.
 
         Raises:
             ValueError: the action has the wrong number of elements.
@@ -113,6 +115,11 @@ class EnvActor:
             raise ValueError(f"action has {action.size} elements, the env's action space is {space.shape}")
         action = np.clip(action.reshape(space.shape), space.low, space.high).astype(np.float32)
         native, reward, terminated, truncated, info = self.env.step(action)
+        intervention = bool(info.get("is_intervention", False))
+        if intervention and info.get("teleop_action") is not None:
+            executed = np.asarray(info["teleop_action"], dtype=np.float32).reshape(space.shape)
+            if np.isfinite(executed).all():
+                action = np.clip(executed, space.low, space.high).astype(np.float32)
         next_obs = self.observation(native)
         self.env_steps += 1
         self._return += float(reward)
@@ -125,7 +132,7 @@ class EnvActor:
             "next.done": torch.tensor(bool(terminated)),
             "next.truncated": torch.tensor(bool(truncated) and not bool(terminated)),
             **{"next." + k: v for k, v in next_obs.items()},
-            "complementary_info.is_intervention": torch.tensor(0.0),
+            "complementary_info.is_intervention": torch.tensor(1.0 if intervention else 0.0),
         }
         finished = None
         if terminated or truncated:

@@ -12,6 +12,7 @@ through ``self.trainer.lightning_module`` when the loader is built (no change to
 from __future__ import annotations
 
 import math
+import logging
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -26,6 +27,8 @@ from robolearn.features import ACTION, REWARD, FeatureType, PolicyFeature
 from robolearn.rl.actor import EnvActor, EpisodeStats
 from robolearn.rl.offline import buffer_from_dataset
 from robolearn.rl.replay import MixedReplayBuffer, ReplayBuffer
+
+log = logging.getLogger(__name__)
 
 
 class _TransitionStream(IterableDataset):
@@ -67,6 +70,12 @@ class OnlineRLDataModule(L.LightningDataModule):
         stats_reset_every: the env is reset every this many of those steps, so that the statistics see many initial
             states and goals rather than a few long episodes.
         seed: seed of the env, the action sampler and the buffers.
+        save_replay_buffers: save the online and offline buffers with every Lightning checkpoint and restore them
+            on resume (:mod:`robolearn.rl.buffer_checkpoint`: a safetensors sidecar folder
+            ``<checkpoint dir>/replay_buffers/step_<N>/`` written atomically; disk: the filled part of the buffers,
+            about ``(2 x observation bytes + action bytes + 20) x transitions`` per saved checkpoint). False: the
+            checkpoint holds only the counters and a resumed run starts with empty buffers.
+        replay_buffers_keep: sidecar folders kept (the newest; >= 1); older checkpoints resume without buffers.
 
     ``stats``: observation statistics (``mean``, ``std``, ``min``, ``max``, ``count``; cameras ``(C, 1, 1)``) from the
     offline dataset's ``meta/stats.json`` when given, else from ``stats_steps`` random env steps; ``action`` statistics
@@ -104,8 +113,12 @@ class OnlineRLDataModule(L.LightningDataModule):
         stats_steps: int = 2000,
         stats_reset_every: int = 10,
         seed: int = 0,
+        save_replay_buffers: bool = True,
+        replay_buffers_keep: int = 2,
     ) -> None:
         super().__init__()
+        if int(replay_buffers_keep) < 1:
+            raise ValueError(f"replay_buffers_keep must be >= 1, got {replay_buffers_keep}")
         if batch_size < 1 or online_step_before_learning < 0 or stats_steps < 1:
             raise ValueError(f"batch_size ({batch_size}) and stats_steps ({stats_steps}) must be >= 1 and "
                              f"online_step_before_learning ({online_step_before_learning}) >= 0")
@@ -132,6 +145,8 @@ class OnlineRLDataModule(L.LightningDataModule):
         self.stats_steps = int(stats_steps)
         self.stats_reset_every = max(1, int(stats_reset_every))
         self.seed = int(seed)
+        self.save_replay_buffers = bool(save_replay_buffers)
+        self.replay_buffers_keep = int(replay_buffers_keep)
         self.env = self.make_env()
         space = self.env.action_space
         if not isinstance(space, gym.spaces.Box) or not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
@@ -146,7 +161,8 @@ class OnlineRLDataModule(L.LightningDataModule):
         self.utd_ratio = 1
         self.num_batches = 0
         self.horizon: int | None = None  # set by set_delta_indices for windowed policies (TD-MPC)
-        self._restored: dict[str, int] = {}
+        self._restored: dict[str, Any] = {}
+        self._buffers_folder: Path | None = None  # sidecar to restore the buffers from at connect()
 
     # ------------------------------------------------------------------ env and facts
     def make_env(self) -> gym.Env:
@@ -275,11 +291,14 @@ class OnlineRLDataModule(L.LightningDataModule):
         if self.online_buffer is None:
             self.online_buffer = ReplayBuffer(self.online_buffer_capacity, optimize_memory=self.optimize_memory,
                                               seed=self.seed, **kwargs)
+            restored_offline = self._restore_buffers(kwargs)
             self.actor = EnvActor(self.env, self.features_map, seed=self.seed, success_key=self.success_key)
             self.actor.env_steps = self._restored.get("env_steps", 0)
+        else:
+            restored_offline = False
         self.sampler = self.online_buffer
         if self.offline_repo_id is not None:
-            if self.offline_buffer is None:
+            if self.offline_buffer is None and not restored_offline:
                 dataset = self.offline_dataset()
                 missing = [k for k in obs_keys if k not in dataset.features]
                 if missing:
@@ -347,12 +366,90 @@ class OnlineRLDataModule(L.LightningDataModule):
         self.connect(policy)
         return DataLoader(_TransitionStream(self), batch_size=None, num_workers=0)
 
+    def _checkpoint_dir(self) -> Path | None:
+        trainer = self._trainer_or_none()
+        if trainer is None:
+            return None
+        cb = getattr(trainer, "checkpoint_callback", None)
+        dirpath = getattr(cb, "dirpath", None)
+        return Path(dirpath) if dirpath else Path(trainer.default_root_dir) / "checkpoints"
+
+    def save_buffers(self) -> dict[str, Any] | None:
+        """Write the buffers' sidecar for the checkpoint being saved (see ``save_replay_buffers``); returns what the
+        checkpoint records about it (``{"folder", "online", "offline"}``: name and sizes), or None when nothing is
+        saved (option off, no trainer or no buffer yet).
+
+        Raises:
+            OSError: the sidecar could not be written (the checkpoint is then not written either).
+        """
+        from robolearn.rl.buffer_checkpoint import SIDECAR_DIR, buffer_nbytes, save_buffers
+
+        directory = self._checkpoint_dir()
+        if not self.save_replay_buffers or directory is None or self.online_buffer is None:
+            return None
+        name = f"step_{int(self.trainer.global_step):06d}"
+        buffers = {"online": self.online_buffer, "offline": self.offline_buffer}
+        folder = save_buffers(directory / SIDECAR_DIR, name, buffers, keep=self.replay_buffers_keep)
+        nbytes = sum(buffer_nbytes(b) for b in buffers.values() if b is not None)
+        log.info("replay buffers saved to %s (online %d, offline %d transitions, %.1f MB)", folder,
+                 len(self.online_buffer), len(self.offline_buffer or ()), nbytes / 1e6)
+        return {"folder": name, "online": len(self.online_buffer), "offline": len(self.offline_buffer or ())}
+
+    def _restore_buffers(self, kwargs: Mapping[str, Any]) -> bool:
+        """Load the buffers from the sidecar named by the resumed checkpoint (at :meth:`connect`); True when the
+        offline buffer came from it (then the offline dataset is not loaded again)."""
+        from robolearn.rl.buffer_checkpoint import load_buffer, read_meta
+
+        folder, saved = self._buffers_folder, self._restored.get("replay_buffers")
+        if folder is None or not saved:
+            return False
+        try:
+            meta = read_meta(folder)["buffers"]
+            sizes = {k: int(meta.get(k, {}).get("size", -1)) for k in ("online", "offline")}
+            if sizes != {"online": int(saved["online"]), "offline": int(saved["offline"])}:
+                raise ValueError(f"sizes {sizes} differ from the checkpoint's {saved}")
+            n_on = load_buffer(self.online_buffer, folder, "online")
+            restored_offline = False
+            if sizes["offline"] > 0:
+                # the saved capacity (e.g. a demonstration buffer sized to its dataset), so the ring comes back as it was
+                offline = ReplayBuffer(int(meta["offline"]["capacity"]), seed=self.seed + 1, **kwargs)
+                load_buffer(offline, folder, "offline")
+                self.offline_buffer = offline
+                restored_offline = True
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("replay buffers NOT restored from %s (%s): training resumes with empty buffers", folder, e)
+            self.online_buffer = ReplayBuffer(self.online_buffer.capacity, optimize_memory=self.optimize_memory,
+                                              seed=self.seed, **kwargs)
+            return False
+        log.info("replay buffers restored from %s: online %d, offline %d transitions", folder, n_on,
+                 len(self.offline_buffer or ()))
+        return restored_offline
+
     def state_dict(self) -> dict[str, Any]:
-        """Counters saved in Lightning checkpoints (the replay buffers are not saved)."""
-        return {"env_steps": self.actor.env_steps if self.actor else 0, "num_batches": self.num_batches}
+        """Counters saved in Lightning checkpoints, and (``save_replay_buffers``) the name and sizes of the replay
+        buffers' sidecar folder, written now (:meth:`save_buffers`)."""
+        state: dict[str, Any] = {"env_steps": self.actor.env_steps if self.actor else 0,
+                                 "num_batches": self.num_batches}
+        saved = self.save_buffers()
+        if saved is not None:
+            state["replay_buffers"] = saved
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the counters; the buffers named in ``state_dict["replay_buffers"]`` are read at :meth:`connect`
+        from ``<folder of the resumed checkpoint>/replay_buffers/<name>`` (so a moved run folder still resumes)."""
+        from robolearn.rl.buffer_checkpoint import SIDECAR_DIR
+
         self._restored = dict(state_dict)
         self.num_batches = int(state_dict.get("num_batches", 0))
         if self.actor is not None:
             self.actor.env_steps = int(state_dict.get("env_steps", 0))
+        saved = state_dict.get("replay_buffers")
+        trainer = self._trainer_or_none()
+        ckpt = getattr(trainer, "ckpt_path", None) if trainer is not None else None
+        self._buffers_folder = None
+        if saved and ckpt:
+            self._buffers_folder = Path(ckpt).absolute().parent / SIDECAR_DIR / str(saved["folder"])
+        elif saved:
+            log.warning("replay buffers of the checkpoint (%s) not restored: the checkpoint's path is unknown",
+                        saved.get("folder"))

@@ -245,9 +245,11 @@ class HILActor:
             self._new_episode = False
         flag = [False]
         transition, finished = self.env_actor.step(self._action_fn(flag))
-        transition[IS_INTERVENTION] = torch.tensor(1.0 if flag[0] else 0.0)
-        self.interventions += int(flag[0])
-        self._episode_interventions += int(flag[0])
+        # the actor's own source (flag) or the env's teleoperator (RobotEnv's info["is_intervention"], EnvActor)
+        human = flag[0] or bool(transition[IS_INTERVENTION] > 0.5)
+        transition[IS_INTERVENTION] = torch.tensor(1.0 if human else 0.0)
+        self.interventions += int(human)
+        self._episode_interventions += int(human)
         self.pending.append(transition)
         if self.writer is not None:
             self._record(transition)

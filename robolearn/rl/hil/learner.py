@@ -202,6 +202,7 @@ class RemoteActorDataModule(OnlineRLDataModule):
             self.offline_buffer = ReplayBuffer(self.offline_buffer_capacity, device=self.storage_device,
                                                n_step=self.n_step, discount=float(getattr(policy, "discount", 0.99)),
                                                drq_pad=self.drq_pad if has_images else 0, seed=self.seed + 1)
+        if not isinstance(self.sampler, MixedReplayBuffer):  # also an offline buffer restored from a checkpoint
             self.sampler = MixedReplayBuffer(self.online_buffer, self.offline_buffer, self.online_ratio, seed=self.seed)
         if self.server is None:
             self.server = TransitionServer(self.features, type(policy).__name__, self.host, self.port, self.token,
