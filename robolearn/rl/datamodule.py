@@ -388,12 +388,15 @@ class OnlineRLDataModule(L.LightningDataModule):
         if not self.save_replay_buffers or directory is None or self.online_buffer is None:
             return None
         name = f"step_{int(self.trainer.global_step):06d}"
+        record = {"folder": name, "online": len(self.online_buffer), "offline": len(self.offline_buffer or ())}
+        if not getattr(self.trainer, "is_global_zero", True):  # one writer when several processes checkpoint
+            return record
         buffers = {"online": self.online_buffer, "offline": self.offline_buffer}
         folder = save_buffers(directory / SIDECAR_DIR, name, buffers, keep=self.replay_buffers_keep)
         nbytes = sum(buffer_nbytes(b) for b in buffers.values() if b is not None)
         log.info("replay buffers saved to %s (online %d, offline %d transitions, %.1f MB)", folder,
                  len(self.online_buffer), len(self.offline_buffer or ()), nbytes / 1e6)
-        return {"folder": name, "online": len(self.online_buffer), "offline": len(self.offline_buffer or ())}
+        return record
 
     def _restore_buffers(self, kwargs: Mapping[str, Any]) -> bool:
         """Load the buffers from the sidecar named by the resumed checkpoint (at :meth:`connect`); True when the
