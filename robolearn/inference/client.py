@@ -126,6 +126,7 @@ class RobotClient:
         self.max_message_bytes = int(max_message_bytes)
         merge_fn = get_merge_fn(aggregate_fn_name)
         self.rtc = ClientRTC.from_config(rtc)
+        self._rtc_warned = False
         # RTC's chunk already continues the queued plan: it replaces the tail instead of being blended with it
         self.queue = TimedActionQueue(latest_only if self.rtc.enabled else merge_fn)
         self.obs_features = hw_to_dataset_features(robot.observation_features, "observation")
@@ -309,7 +310,13 @@ class RobotClient:
         while n < len(timesteps) and timesteps[n] == start + n:
             n += 1
         remainder = actions[:n] if actions is not None and n else None
-        return self.rtc.request(remainder, self.rtc.delay(list(self.round_trips), self.fps))
+        delay = self.rtc.delay(list(self.round_trips), self.fps)
+        if n and delay >= min(self.rtc.horizon(n), n) and not self._rtc_warned:
+            self._rtc_warned = True
+            log.warning("RTC: the inference delay (%d steps) reaches the execution horizon (%d) or the queued "
+                        "remainder (%d): only the frozen prefix continues the plan, nothing is guided; raise "
+                        "rtc.execution_horizon or chunk_size_threshold", delay, self.rtc.horizon(n), n)
+        return self.rtc.request(remainder, delay)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no request is in flight (or ``timeout`` s); True if idle. Raises a receiver error."""

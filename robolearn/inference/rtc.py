@@ -35,7 +35,11 @@ class ClientRTC:
     Args:
         enabled: send the queue's remainder and the delay with each observation (replacing the queued tail with
             each new chunk).
-        execution_horizon, max_guidance_weight, schedule: see :class:`robolearn.policies.vla.rtc.RTCConfig`.
+        execution_horizon: ``s``, leading steps of a new chunk guided toward the queued plan (see
+            :class:`robolearn.policies.vla.rtc.RTCConfig`); ``None``: the whole queued remainder (the paper's
+            choice: guidance over the whole overlap). The soft overlap is ``d <= i < s``: a horizon at or below
+            the delay leaves only the frozen prefix.
+        max_guidance_weight, schedule: see :class:`robolearn.policies.vla.rtc.RTCConfig`.
         inference_delay: ``d`` in control steps; ``None`` measures it: the largest, over the last
             :data:`DELAY_WINDOW` round trips, of the actions executed while the request was in flight and of
             ``ceil(round_trip_s * fps)``.
@@ -44,13 +48,14 @@ class ClientRTC:
     """
 
     enabled: bool = False
-    execution_horizon: int = 10
+    execution_horizon: int | None = None
     max_guidance_weight: float = 5.0
     schedule: str = "exp"
     inference_delay: int | None = None
 
     def __post_init__(self) -> None:
-        RTCConfig(int(self.execution_horizon), float(self.max_guidance_weight), self.schedule)
+        horizon = 1 if self.execution_horizon is None else int(self.execution_horizon)
+        RTCConfig(horizon, float(self.max_guidance_weight), self.schedule)
         if self.inference_delay is not None and int(self.inference_delay) < 0:
             raise ValueError(f"rtc.inference_delay must be >= 0 or null (measured), got {self.inference_delay}")
 
@@ -80,10 +85,17 @@ class ClientRTC:
         recent = trips[-DELAY_WINDOW:]
         return max((max(int(t.dropped), math.ceil(t.round_trip_s * fps - 1e-9)) for t in recent), default=0)
 
+    def horizon(self, remainder_length: int) -> int:
+        """Execution horizon sent for a remainder of ``remainder_length`` steps (at least 1)."""
+        if self.execution_horizon is None:
+            return max(1, int(remainder_length))
+        return int(self.execution_horizon)
+
     def request(self, remainder: torch.Tensor | None, delay: int) -> dict[str, Any]:
         """The ``rtc`` field of a ``Predict`` request for the queue's ``remainder`` ``(L, A)`` (None or ``L = 0``:
         nothing to continue)."""
-        msg: dict[str, Any] = {"inference_delay": int(delay), "execution_horizon": int(self.execution_horizon),
+        n = 0 if remainder is None else int(remainder.shape[0])
+        msg: dict[str, Any] = {"inference_delay": int(delay), "execution_horizon": self.horizon(n),
                                "max_guidance_weight": float(self.max_guidance_weight), "schedule": self.schedule}
         if remainder is not None and remainder.shape[0] > 0:
             msg["prev_chunk"] = remainder.float()

@@ -90,6 +90,10 @@ def test_measured_delay_uses_recent_round_trips():
     assert settings.delay(trips, fps=100) == 9  # ceil(0.09 * 100)
     assert settings.delay(trips[-1:], fps=30) == 1
     assert ClientRTC(enabled=True, inference_delay=4).delay(trips, fps=30) == 4
+    # the default horizon is the whole queued remainder; an empty queue sends no plan
+    assert settings.request(torch.ones(7, 2), 2)["execution_horizon"] == 7
+    assert ClientRTC(enabled=True, execution_horizon=4).request(torch.ones(7, 2), 2)["execution_horizon"] == 4
+    assert "prev_chunk" not in settings.request(torch.ones(0, 2), 2) and "prev_chunk" not in settings.request(None, 2)
     with pytest.raises(ValueError, match="unknown rtc setting"):
         ClientRTC.from_config({"enabled": True, "horizon": 3})
     with pytest.raises(ValueError, match="inference_delay"):
