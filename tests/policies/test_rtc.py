@@ -1,7 +1,7 @@
 """Real-time chunking (robolearn.policies.vla.rtc): the prefix-attention schedule and guidance weight, one guided
-Euler step against a hand-computed vector-Jacobian product, and on tiny random SmolVLA / π0 (built locally, nothing
-downloaded): plain sampling bit for bit without a previous chunk, the frozen prefix equal to the previous chunk,
-the guided overlap closer to the previous plan than unguided sampling from the same noise, β = 0 leaving the
+Euler step against a hand-computed vector-Jacobian product, and on tiny random SmolVLA / π0 / π0.5 (built locally,
+nothing downloaded): plain sampling bit for bit without a previous chunk, the frozen prefix equal to the previous
+chunk, the guided overlap closer to the previous plan than unguided sampling from the same noise, β = 0 leaving the
 unfrozen steps unguided; non-flow-matching policies and bad inputs refused."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from robolearn.policies.pi0 import Pi0Policy
+from robolearn.policies.pi0 import Pi0Policy, Pi05Policy
 from robolearn.policies.smolvla import SmolVLAPolicy
 from robolearn.policies.smolvla.tiny import write_tiny_smolvlm
 from robolearn.policies.vla.flow import euler_integrate
@@ -99,7 +99,11 @@ def vlas(tmp_path_factory) -> dict:
     pi0 = Pi0Policy(f, vla_stats(f), tokenizer_name="unused",
                     **smoke_policy_kwargs("pi0", chunk_size=H, n_action_steps=H, num_inference_steps=5))
     pi0.tokenizer = make_tokenizer()
-    return {"smolvla": smolvla.eval(), "pi0": pi0.eval()}
+    torch.manual_seed(0)
+    pi05 = Pi05Policy(f, vla_stats(f), tokenizer_name="unused",
+                      **smoke_policy_kwargs("pi05", chunk_size=H, n_action_steps=H, num_inference_steps=5))
+    pi05.tokenizer = make_tokenizer()
+    return {"smolvla": smolvla.eval(), "pi0": pi0.eval(), "pi05": pi05.eval()}
 
 
 def _obs(seed: int = 1) -> dict:
@@ -112,7 +116,7 @@ def _sample(policy, obs, seed=0, prev=None, delay=0, config=RTCConfig(execution_
     return predict_action_chunk_rtc(policy, obs, prev, delay, config)
 
 
-@pytest.mark.parametrize("name", ["smolvla", "pi0"])
+@pytest.mark.parametrize("name", ["smolvla", "pi0", "pi05"])
 def test_without_previous_chunk_equals_plain_sampling_bit_for_bit(vlas, name):
     policy, obs = vlas[name], _obs()
     torch.manual_seed(0)
@@ -120,7 +124,7 @@ def test_without_previous_chunk_equals_plain_sampling_bit_for_bit(vlas, name):
     assert torch.equal(_sample(policy, obs, prev=None, delay=3), plain)
 
 
-@pytest.mark.parametrize("name", ["smolvla", "pi0"])
+@pytest.mark.parametrize("name", ["smolvla", "pi0", "pi05"])
 def test_guided_chunk_continues_the_previous_plan(vlas, name):
     policy, obs = vlas[name], _obs()
     plain = _sample(policy, obs, seed=0)
