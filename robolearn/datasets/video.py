@@ -198,24 +198,31 @@ def match_frames(
     return idx.astype(np.int64)
 
 
-def _seek_decode(
-    container, stream, query_ts: np.ndarray, tolerance_s: float, path, episode_index
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seek path on an open container: see :func:`decode_video_frames`."""
+def _frames_from(container, stream, t_start: float):
+    """Seek to the keyframe at or before ``t_start`` (seconds; 1 tick of margin against float rounding) and yield
+    ``(time in seconds, frame)`` for every decoded frame from there on (a frame without pts gets the previous time
+    plus one frame period)."""
     tb = stream.time_base
-    t_min = float(query_ts.min())
-    t_max = float(query_ts.max())
-    # Keyframe at or before the earliest query (1 tick of margin against float rounding).
-    target = max(int(Fraction(t_min) / tb) - 1, 0)
+    target = max(int(Fraction(max(t_start, 0.0)) / tb) - 1, 0)
     container.seek(target, backward=True, any_frame=False, stream=stream)
-    times: list[float] = []
-    frames: list = []
     last = None
     for frame in container.decode(stream):
         t = _frame_time(frame, tb)
         if t is None:
             t = (last + 1.0 / float(stream.average_rate or 30)) if last is not None else 0.0
         last = t
+        yield t, frame
+
+
+def _seek_decode(
+    container, stream, query_ts: np.ndarray, tolerance_s: float, path, episode_index
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seek path on an open container: see :func:`decode_video_frames`."""
+    t_min = float(query_ts.min())
+    t_max = float(query_ts.max())
+    times: list[float] = []
+    frames: list = []
+    for t, frame in _frames_from(container, stream, t_min):
         if t < t_min and times and times[-1] < t_min:
             # Queries are all >= t_min: a later frame before t_min is always closer than an earlier one.
             times[-1], frames[-1] = t, frame
@@ -322,17 +329,9 @@ def _decode_range(container, stream, t_start: float, t_end: float) -> tuple[np.n
     """Every frame with ``t_start <= time <= t_end`` (seconds), in presentation order: seek to the keyframe at or
     before ``t_start`` and decode forward until a frame after ``t_end``. Returns uint8 ``(N, 3, H, W)`` frames and
     float64 ``(N,)`` times."""
-    tb = stream.time_base
-    target = max(int(Fraction(max(t_start, 0.0)) / tb) - 1, 0)
-    container.seek(target, backward=True, any_frame=False, stream=stream)
     frames: list[np.ndarray] = []
     times: list[float] = []
-    last = None
-    for frame in container.decode(stream):
-        t = _frame_time(frame, tb)
-        if t is None:
-            t = (last + 1.0 / float(stream.average_rate or 30)) if last is not None else 0.0
-        last = t
+    for t, frame in _frames_from(container, stream, t_start):
         if t > t_end:
             break
         if t >= t_start:

@@ -17,39 +17,7 @@ from robolearn.record.events import TAB, KeyboardEvents
 from robolearn.record.rename import check_rename_map
 from robolearn.record.takeover import Deviation, StepWindows
 from robolearn.utils.terminal_keys import parse_keys
-
-
-class _Robot:
-    """State ``s`` = number of actions received since the last reset; presses keys after given actions."""
-
-    name = "fake"
-    task = "fake task"
-
-    def __init__(self, keys=None, events=None):
-        self.n, self.keys, self.events, self.sent, self.is_connected = 0, keys or {}, events, [], False
-
-    action_features = property(lambda self: {"x": float, "y": float})
-    observation_features = property(lambda self: {"s": float})
-
-    def connect(self):
-        self.is_connected = True
-
-    def disconnect(self):
-        self.is_connected = False
-
-    def reset(self, seed=None):
-        self.n = 0
-        return self.get_observation()
-
-    def get_observation(self):
-        return {"s": float(self.n)}
-
-    def send_action(self, action):
-        self.sent.append(dict(action))
-        self.n += 1
-        if self.n in self.keys:
-            self.events.press(self.keys[self.n])
-        return dict(action)
+from tests.record.fakes import FakeRobot as _Robot
 
 
 class _Teleop:

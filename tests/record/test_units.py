@@ -15,6 +15,7 @@ from robolearn.record.loop import RateKeeper, control_loop
 from robolearn.record.session import check_resume_compatible, record_dataset, replay_episode
 from robolearn.teleop.keyboard import KeyboardEndEffectorTeleop
 from tests.record.conftest import FEATURES, assert_synth_episodes, synth_frame, write_synth
+from tests.record.fakes import FakeRobot as _Robot
 
 
 # ------------------------------------------------------------------------------------------------ resume / input
@@ -42,39 +43,6 @@ def test_bad_frames_raise_naming_the_key_and_keep_saved_episodes(tmp_path):
     w.add_frame(synth_frame(1, 0))
     w.finalize()
     assert_synth_episodes(tmp_path / "ds", [0])
-
-
-class _Robot:
-    """A state-only fake robot: state = number of actions received; presses keys at given steps."""
-
-    name = "fake"
-    task = "fake task"
-
-    def __init__(self, keys=None, events=None):
-        self.n, self.keys, self.events, self.sent, self.is_connected = 0, keys or {}, events, [], False
-
-    action_features = property(lambda self: {"x": float, "y": float})
-    observation_features = property(lambda self: {"s": float})
-
-    def connect(self):
-        self.is_connected = True
-
-    def disconnect(self):
-        self.is_connected = False
-
-    def reset(self, seed=None):
-        self.n = 0
-        return self.get_observation()
-
-    def get_observation(self):
-        return {"s": float(self.n)}
-
-    def send_action(self, action):
-        self.sent.append(dict(action))
-        self.n += 1
-        if self.n in self.keys:
-            self.events.press(self.keys[self.n])
-        return dict(action)
 
 
 class _Teleop:
