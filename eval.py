@@ -96,8 +96,9 @@ def run_deploy(cfg: DictConfig) -> dict:
     Raises:
         KeyError: the policy needs an input the robot does not provide, or ``rename_map`` names a key the robot
             does not have.
-        ValueError: a bad ``rename_map``, times, or ``takeover`` / ``dataset.record_autonomous=false`` without
-            ``teleop``.
+        ValueError: a bad ``rename_map``, times, ``takeover`` / ``dataset.record_autonomous=false`` without
+            ``teleop``, or ``dataset.realtime=false`` on a robot that is not a
+            :class:`~robolearn.robots.sim.SimRobot` (real arms run at ``dataset.fps`` in wall-clock time).
         FileExistsError: ``dataset.root`` already exists when recording.
     """
     from pathlib import Path
@@ -107,10 +108,15 @@ def run_deploy(cfg: DictConfig) -> dict:
     from robolearn.record.deploy import deploy, deploy_features
     from robolearn.record.events import KeyboardEvents
     from robolearn.record.session import make_teleop, open_writer
+    from robolearn.robots.sim import SimRobot
 
     L.seed_everything(cfg.seed)
     policy = prepare_policy(instantiate(cfg.policy), cfg.get("device"))
     robot = instantiate(cfg.robot)
+    realtime = bool(OmegaConf.select(cfg, "dataset.realtime", default=True))
+    if not realtime and not isinstance(robot, SimRobot):
+        raise ValueError(f"dataset.realtime=false steps as fast as possible, which only a simulated robot can do; "
+                         f"{type(robot).__name__} is not a SimRobot: a real arm runs at dataset.fps in real time")
     teleop = make_teleop(cfg.teleop, robot) if cfg.get("teleop") else None
     takeover = instantiate(cfg.takeover, _convert_="all") if cfg.get("takeover") else None
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
@@ -130,7 +136,7 @@ def run_deploy(cfg: DictConfig) -> dict:
                               reset_time_s=float(ds.get("reset_time_s") or 0), teleop=teleop, takeover=takeover,
                               rename_map=rename_map, record_autonomous=bool(ds.get("record_autonomous", True)),
                               writer=writer, events=events, task=ds.get("single_task"), seed=int(cfg.seed),
-                              play_sounds=bool(cfg.play_sounds))
+                              play_sounds=bool(cfg.play_sounds), realtime=realtime)
         finally:
             events.stop()
     finally:
@@ -140,7 +146,8 @@ def run_deploy(cfg: DictConfig) -> dict:
             teleop.disconnect()
         robot.disconnect()
     known = [e["success"] for e in episodes if e["success"] is not None]
-    info = {"robot": getattr(robot, "name", type(robot).__name__), "fps": int(ds["fps"]), "episodes": episodes,
+    info = {"robot": getattr(robot, "name", type(robot).__name__), "fps": int(ds["fps"]), "realtime": realtime,
+            "episodes": episodes,
             "pc_success": 100.0 * sum(known) / len(known) if known else None,
             "dataset_root": str(writer.root) if writer is not None else None}
     if teleop is not None:
