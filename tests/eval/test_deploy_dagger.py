@@ -12,35 +12,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 
 from robolearn.datasets import LeRobotDataset
 from robolearn.features import dataset_to_policy_features
 from robolearn.policies import save_pretrained
 from robolearn.record.frames import robot_dataset_features
 from robolearn.robots.sim import SO101SimRobot
-from robolearn.utils.schema import register_schemas
 from tests.eval.helpers import TINY_ACT
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 import eval as eval_script  # noqa: E402
 import train as train_script  # noqa: E402
+from tests.compose import compose_config  # noqa: E402
 
 ACT_RUN_CONFIG = {"policy": {"_target_": "robolearn.policies.act.ACTPolicy",
                              "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}}}
 
 
 def _compose(config: str, overrides: list[str]):
-    GlobalHydra.instance().clear()
-    register_schemas()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        extra = ["experiment=none"] if config == "train" else []
-        cfg = compose(config, overrides=[*extra, *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_config(config, overrides, set_hydra=True, no_experiment=True)
 
 
 def _export_state_act(out: Path) -> Path:

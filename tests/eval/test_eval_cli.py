@@ -7,11 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from robolearn.utils.schema import register_schemas
 from tests.eval.helpers import PUSHT_DS, export_tiny_pusht_act
+from tests.compose import compose_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,10 +34,7 @@ def test_eval_py_subprocess_pretrained_pusht(shared_datasets, tmp_path):
 
 
 def _compose(overrides):
-    GlobalHydra.instance().clear()
-    register_schemas()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("eval", overrides=overrides, return_hydra_config=True)
+    return compose_config("eval", overrides)
 
 
 @pytest.mark.parametrize("env", sorted(p.stem for p in (REPO / "conf" / "env").glob("*.yaml") if p.stem != "none"))

@@ -8,23 +8,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from robolearn.envs.so101_perturb import make_perturbations
 from robolearn.eval.suite import (SUITE_INFO_NAME, SUITE_PLOT_NAME, SUITE_TABLE_NAME, Suite, evaluate_suite, format_table,
                                   suite_table_rows)
-from robolearn.utils.schema import register_schemas
+from tests.compose import compose_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _compose(overrides):
-    GlobalHydra.instance().clear()
-    register_schemas()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("eval", overrides=overrides, return_hydra_config=True)
+    return compose_config("eval", overrides)
 
 
 def test_robustness_suite_config_builds_every_condition():

@@ -10,9 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from safetensors.torch import load_file, save_file
 
 from tests.presets import smoke_policy_kwargs
@@ -20,8 +17,8 @@ from robolearn.features import FeatureType as FT
 from robolearn.features import PolicyFeature
 from robolearn.policies.finetune import FinetuneMismatchError, apply_overrides, finetune_policy
 from robolearn.policies.pretrained import load_policy, save_pretrained
-from robolearn.utils.schema import register_schemas
 from tests.eval.helpers import PUSHT_DS, TINY_ACT
+from tests.compose import compose_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PUSHT_FEATURES = {"observation.image": PolicyFeature(FT.VISUAL, (3, 96, 96)),
@@ -82,13 +79,7 @@ def act_export(tmp_path_factory) -> Path:
 
 
 def _compose(config: str, overrides: list[str]):
-    GlobalHydra.instance().clear()
-    register_schemas()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        extra = ["experiment=none"] if config == "train" else []  # not the main job's env and rollouts
-        cfg = compose(config, overrides=[*extra, *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_config(config, overrides, set_hydra=True, no_experiment=True)
 
 
 def _train_overrides(ckpt: Path, data: Path, out: Path, extra: list[str] = ()) -> list[str]:
