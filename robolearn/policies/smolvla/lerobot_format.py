@@ -12,8 +12,8 @@ Weights: robolearn keeps the module tree of lerobot's ``SmolVLAPolicy`` (``model
 ``vlm.lm_head``) and ``lm_expert`` (a Llama decoder without ``embed_tokens``), plus ``state_proj``,
 ``action_in_proj``, ``action_out_proj``, ``action_time_mlp_in``, ``action_time_mlp_out``). Source of these names:
 lerobot's ``modeling_smolvla.py`` / ``smolvlm_with_expert.py`` attribute names (the ``SmolVLMWithExpertModel`` and
-``VLAFlowMatching`` constructors) and ``transformers``' SmolVLM module tree; not checked against a released
-checkpoint file (no smolvla parity fixture exists). The map below is therefore the identity on each listed prefix;
+``VLAFlowMatching`` constructors) and ``transformers``' SmolVLM module tree; checked against a tiny checkpoint
+written by lerobot 0.6.1 itself (``tests/policies/test_vla_parity.py``), not against a released one. The map below is therefore the identity on each listed prefix;
 a key under no listed prefix is reported (with the others) and loading fails.
 """
 
