@@ -53,24 +53,18 @@ def check_mode(mode: str | None) -> str:
 
 
 def tower_paths(policy: nn.Module) -> tuple[str, ...]:
-    """Dotted paths (relative to ``policy``) of the transformer towers whose linears are quantized.
+    """Dotted paths (relative to ``policy``) of the transformer towers whose linears are quantized: the policy class's
+    ``quantization_towers`` (SmolVLA, π0 and π0.5 declare theirs next to their model).
 
     Raises:
-        ValueError: ``policy`` is not a SmolVLA, π0 or π0.5 policy (only they have towers to quantize).
+        ValueError: ``policy`` declares no towers (only the VLAs have towers to quantize).
     """
-    from robolearn.policies.pi0.module import Pi0Policy
-    from robolearn.policies.smolvla.module import SmolVLAPolicy
-
-    if isinstance(policy, SmolVLAPolicy):
-        return ("model.vlm_with_expert.vlm.model.vision_model", "model.vlm_with_expert.vlm.model.connector",
-                "model.vlm_with_expert.vlm.model.text_model", "model.vlm_with_expert.lm_expert")
-    if isinstance(policy, Pi0Policy):  # and Pi05Policy
-        return ("model.paligemma_with_expert.paligemma.model.vision_tower",
-                "model.paligemma_with_expert.paligemma.model.multi_modal_projector",
-                "model.paligemma_with_expert.paligemma.model.language_model",
-                "model.paligemma_with_expert.gemma_expert")
-    raise ValueError(f"int8 quantization is implemented for the VLA policies (SmolVLAPolicy, Pi0Policy, "
-                     f"Pi05Policy), not {type(policy).__name__}; use quantize='none'")
+    towers = tuple(getattr(policy, "quantization_towers", ()) or ())
+    if not towers:
+        raise ValueError(f"int8 quantization is implemented for the VLA policies (SmolVLAPolicy, Pi0Policy, "
+                         f"Pi05Policy: classes with quantization_towers), not {type(policy).__name__}; "
+                         "use quantize='none'")
+    return towers
 
 
 def quantize_targets(policy: nn.Module) -> list[str]:

@@ -107,6 +107,11 @@ class Pi0Policy(VLAPolicyMixin, PolicyModule):
 
     pi05 = False
     policy_label = "π0"
+    # the transformer towers whose nn.Linear layers robolearn.policies.quantize turns to int8 (π0.5 too)
+    quantization_towers = ("model.paligemma_with_expert.paligemma.model.vision_tower",
+                           "model.paligemma_with_expert.paligemma.model.multi_modal_projector",
+                           "model.paligemma_with_expert.paligemma.model.language_model",
+                           "model.paligemma_with_expert.gemma_expert")
     default_normalization_mapping = {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"}
     optimizer_hparams = ("optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay")
     lr_scheduler_hparams = ("scheduler_warmup_steps", "scheduler_decay_steps", "scheduler_decay_lr")

@@ -81,6 +81,9 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
     """
 
     policy_label = "SmolVLA"
+    # the transformer towers whose nn.Linear layers robolearn.policies.quantize turns to int8
+    quantization_towers = ("model.vlm_with_expert.vlm.model.vision_model", "model.vlm_with_expert.vlm.model.connector",
+                           "model.vlm_with_expert.vlm.model.text_model", "model.vlm_with_expert.lm_expert")
     default_normalization_mapping = {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ENV": "MEAN_STD",
                                      "ACTION": "MEAN_STD"}
     optimizer_hparams = ("optimizer_lr", "optimizer_betas", "optimizer_eps", "optimizer_weight_decay")
