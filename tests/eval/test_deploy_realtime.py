@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.eval.test_deploy_dagger import _compose, _export_state_act, eval_script
+from tests.compose import compose_config
+from tests.eval.test_deploy_dagger import _export_state_act, eval_script
 
 
 def _deploy(model, out, *extra: str) -> dict:
-    cfg = _compose("eval", [
+    cfg = compose_config("eval", [
         f"policy.path={model}", "robot=sim_so101_pick_place", "robot.camera=null", "dataset.fps=5",
         "dataset.episode_time_s=1.0", "eval.n_episodes=2", "keyboard_events=false", f"paths.output_dir={out}",
-        *extra])
+        *extra], set_hydra=True)
     return eval_script.run_deploy(cfg)
 
 
@@ -33,7 +34,8 @@ def test_realtime_false_steps_a_simulated_robot_faster_than_fps(tmp_path):
 
 def test_realtime_false_is_refused_for_a_real_robot(tmp_path):
     model = _export_state_act(tmp_path / "model")
-    cfg = _compose("eval", [f"policy.path={model}", "robot=so101_follower", "robot.port=/dev/null-robolearn-test",
-                            "dataset.realtime=false", "keyboard_events=false", f"paths.output_dir={tmp_path}"])
+    cfg = compose_config("eval", [f"policy.path={model}", "robot=so101_follower", "robot.port=/dev/null-robolearn-test",
+                                  "dataset.realtime=false", "keyboard_events=false", f"paths.output_dir={tmp_path}"],
+                         set_hydra=True)
     with pytest.raises(ValueError, match="realtime=false .*SOFollower is not a SimRobot"):
         eval_script.run_deploy(cfg)
