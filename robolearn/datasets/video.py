@@ -517,20 +517,23 @@ class VideoFrameReader:
         query = np.atleast_1d(np.asarray(timestamps, dtype=np.float64))
         with self._lock:
             cached = self._frames.get(key)
+            whole_file = cached is not None
             if cached is None and segment is not None:
-                seg_key = (key, round(float(segment[0]), 6))
+                seg_key = (key, float(segment[0]))
                 cached = self._segments.get(seg_key)
                 if cached is None and seg_key not in self._seek_only_segments:
                     cached = self._maybe_cache_segment(key, seg_key, segment, tolerance_s, episode_index)
-                if cached is not None and len(cached[1]) and (query.min() < cached[1][0] - tolerance_s
-                                                              or query.max() > cached[1][-1] + tolerance_s):
-                    cached = None  # a query outside the segment (metadata off by a frame): the seek path decides
             elif cached is None and key not in self._seek_only:
                 cached = self._maybe_cache(key, episode_index)
+                whole_file = cached is not None
             if cached is not None:
                 frames, times = cached
-                idx = match_frames(query, times, tolerance_s, key, episode_index)
-                return frames[idx]
+                try:
+                    return frames[match_frames(query, times, tolerance_s, key, episode_index)]
+                except FrameTimestampError:
+                    if whole_file:
+                        raise
+                    # a query outside its segment (episode metadata off by a frame): the seek path decides
             try:
                 container, stream = self._open(key)
             except FileNotFoundError:
