@@ -6,8 +6,8 @@ AV1 MP4 of 96x96 frames, 10 fps, 100 frames per episode, written by robolearn's 
 ``dataset.episodes`` = all 50 episodes, 5 spread episodes ``[0, 10, 20, 30, 40]`` and 5 adjacent ones ``[20..24]``,
 batch 32, shuffled, an ``observation.image`` window of 2 frames and an ``action`` window of 16 steps, 0 workers.
 
-Each setting is measured ``--repeats`` times in alternation (all, spread, adjacent, all, ...), each time from a new
-DataModule, so the decode cache starts empty: ``cold_samples_per_s`` counts the first ``--batches`` batches including
+Each setting is measured ``--repeats`` times in alternation (all, spread, adjacent, all, ...; with ``--segments
+both`` the mode measured first alternates between repeats), each time from a new DataModule, so the decode cache starts empty: ``cold_samples_per_s`` counts the first ``--batches`` batches including
 the cache fill, ``warm_samples_per_s`` the next ``--batches``. ``--segments off`` reproduces the reader before it
 cached episode segments (it decoded whole files), to compare in the same run.
 
@@ -104,7 +104,7 @@ def main() -> None:
         gen_s = time.perf_counter() - t0
         runs: dict[str, list[dict]] = {}
         for rep in range(args.repeats):
-            for segments in modes:
+            for segments in (modes if rep % 2 == 0 else modes[::-1]):  # alternate which mode goes first
                 for name, eps in SUBSETS.items():
                     r = measure(root, eps, args.batches, segments)
                     key = f"{name}/segments_{'on' if segments else 'off'}"
