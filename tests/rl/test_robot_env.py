@@ -137,12 +137,17 @@ def test_sim_non_finite_action_never_reaches_the_simulator():
         env.close()
 
 
+def _expert_driven_sim_env(window: tuple[int, int], max_episode_steps: int) -> RobotEnv:
+    """The simulated SO-101 in end-effector mode, its scripted expert taking over on the steps of ``window``."""
+    robot = SO101SimRobot(camera=None)
+    return RobotEnv(robot, action_mode="ee", kinematics=SO101Kinematics("radians", "grasp"), max_ee_step_m=0.03,
+                    reset_mode="scripted", teleop=ScriptedTeleop(robot), trigger=StepWindows([list(window)]),
+                    max_episode_steps=max_episode_steps)
+
+
 def test_sim_interventions_by_scripted_expert():
     """StepWindows: the scripted expert drives steps 2..4; the flags and teleop actions follow."""
-    robot = SO101SimRobot(camera=None)
-    env = RobotEnv(robot, action_mode="ee", kinematics=SO101Kinematics("radians", "grasp"), max_ee_step_m=0.03,
-                   reset_mode="scripted", teleop=ScriptedTeleop(robot), trigger=StepWindows([[2, 5]]),
-                   max_episode_steps=20)
+    env = _expert_driven_sim_env(window=(2, 5), max_episode_steps=20)
     try:
         env.reset(seed=2)
         flags = []
@@ -163,10 +168,7 @@ def test_sim_interventions_by_scripted_expert():
 
 def test_sim_expert_succeeds_through_the_env_with_sim_reward():
     """The scripted expert holding control the whole episode completes the task: reward 1, terminated, success."""
-    robot = SO101SimRobot(camera=None)
-    env = RobotEnv(robot, action_mode="ee", kinematics=SO101Kinematics("radians", "grasp"), max_ee_step_m=0.03,
-                   reset_mode="scripted", teleop=ScriptedTeleop(robot), trigger=StepWindows([[0, 200]]),
-                   max_episode_steps=200)
+    env = _expert_driven_sim_env(window=(0, 200), max_episode_steps=200)
     try:
         env.reset(seed=0)
         total = 0.0
