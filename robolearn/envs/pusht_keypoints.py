@@ -57,11 +57,27 @@ class PushTKeypoints(gym.ObservationWrapper):
         return {"agent_pos": state[:2].copy(), "environment_state": block_keypoints(*state[2:5]).reshape(18)}
 
 
-def make_pusht_keypoints(max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
-    """``gym_pusht/PushT-v0`` with ``obs_type="state"`` wrapped by :class:`PushTKeypoints` (kwargs go to gym-pusht)."""
-    from robolearn.envs.factory import make_gym
+def make_pusht_keypoints(max_episode_steps: int | None = None, perturbation: Any = None, **kwargs: Any) -> gym.Env:
+    """``gym_pusht/PushT-v0`` with ``obs_type="state"`` wrapped by :class:`PushTKeypoints` (kwargs go to gym-pusht).
 
+    Args:
+        max_episode_steps: time limit in steps (None: gym-pusht's 300).
+        perturbation: perturbations of the initial state only (kinds of
+            :data:`robolearn.envs.pusht_perturb.STATE_PERTURBATIONS`, e.g. ``{"positions": {"objects": "block"}}``),
+            or None. The keypoints are those of the nominal-size T, and nothing drawn reaches this observation.
+
+    Raises:
+        ValueError: a visual or block-size perturbation (the message names the state kinds), or a bad value.
+    """
+    from robolearn.envs.pusht_perturb import STATE_PERTURBATIONS, make_perturbations, make_pusht
+
+    perturbations = make_perturbations(perturbation)
+    refused = sorted(set(perturbations.describe()) - STATE_PERTURBATIONS)
+    if refused:
+        raise ValueError(f"pusht_keypoints observes the state, not an image: perturbations {refused} change what is "
+                         f"drawn or the T's size (its keypoints are the nominal T's); it takes "
+                         f"{sorted(STATE_PERTURBATIONS)} (use env=pusht for the others)")
     kwargs.setdefault("render_mode", "rgb_array")
     kwargs.setdefault("disable_env_checker", True)
-    env = make_gym("gym_pusht/PushT-v0", obs_type="state", max_episode_steps=max_episode_steps, **kwargs)
+    env = make_pusht(perturbations, obs_type="state", max_episode_steps=max_episode_steps, **kwargs)
     return PushTKeypoints(env)
