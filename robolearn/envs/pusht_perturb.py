@@ -243,7 +243,7 @@ class ViewShift(Perturbation):
 
 @dataclass(frozen=True)
 class Distractors(Perturbation):
-    """Clutter drawn on the background: ``count`` filled shapes (discs, rectangles, triangles in turn), not physical.
+    """Clutter drawn on the background: ``count`` filled shapes (discs, squares, triangles in turn), not physical.
 
     At every reset each gets a position uniformly inside the walls, a size in ``size`` and an orientation, and a
     colour uniform in [0.1, 0.9]^3. They are drawn before the goal zone, the block and the agent, so they never hide
@@ -303,8 +303,9 @@ class HeldOutPoses(Perturbation):
     - the agent's disc lies inside the walls and at least ``agent_clearance`` px from the T;
     - the T covers less than half the goal zone.
 
-    Held-out block poses so lie in a band near the walls (the T's centre about 50-100 px from a wall, where the
-    training distribution keeps it farther in); held-out agent positions within 50 px of a wall.
+    Held-out block poses so lie in a band along the walls, mostly the top one: gym-pusht puts the T's centre 45 px
+    below its reset ``(x, y)``, so its training box already reaches the bottom wall. Held-out agent positions lie
+    within 50 px of a wall.
 
     Args:
         objects: ``"block"``, ``"agent"`` or ``"both"``: which start outside their training box.
