@@ -174,6 +174,20 @@ def _main_job_camera(d: dict[str, Any]) -> tuple[str, str]:
             f"success (95 % CI {lo:.0f}–{hi:.0f} %) over {e['n_episodes']} episodes")
 
 
+def _startup(d: dict[str, Any]) -> tuple[str, str]:
+    """benchmarks/startup.py (not in :data:`ROWS` until ``benchmarks/results/startup.json`` is committed)."""
+    s, h, t = d["settings"], d["help"], d["train"]
+    rl, lr = t["robolearn"], t["lerobot"]
+    return (f"`startup.py` (`train.py` vs `lerobot-train` {d['lerobot_version']}: Diffusion, {s['steps']} steps, "
+            f"batch {s['batch_size']}, {s['num_workers']} workers, {s['device'].upper()})",
+            f"`--help` {h['robolearn']['median']:.1f} vs {h['lerobot']['median']:.1f} s; training starts at "
+            f"{rl['training_start_s']['median']:.1f} vs {lr['training_start_s']['median']:.1f} s, first step ends at "
+            f"{rl['first_step_s']['median']:.1f} vs {lr['first_step_s']['median']:.1f} s; whole run "
+            f"{rl['wall_s']['median']:.1f} vs {lr['wall_s']['median']:.1f} s; output dir "
+            f"{rl['disk_bytes']['median'] / 1e9:.2f} vs {lr['disk_bytes']['median'] / 1e9:.2f} GB (medians of "
+            f"{s['help_repeats']} and {s['train_repeats']} alternated runs)")
+
+
 #: results file stem -> formatter ``(results dict) -> (benchmark cell, result cell)``, in table order.
 ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "main_job": _main_job,

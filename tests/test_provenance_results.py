@@ -16,7 +16,7 @@ from robolearn.utils import provenance
 from robolearn.utils.provenance import SourceStateError, finish_header, results_header
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = ["aloha_experts", "dataloading", "gpu_check", "inference", "main_job", "record", "rl", "vla"]
+SCRIPTS = ["aloha_experts", "dataloading", "gpu_check", "inference", "main_job", "record", "rl", "startup", "vla"]
 
 
 def _git(repo: Path, *args: str) -> str:
