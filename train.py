@@ -10,9 +10,9 @@ from __future__ import annotations
 import inspect
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import lightning as L
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,6 +21,9 @@ from robolearn.utils.arguments import check_node_arguments
 from robolearn.utils.checkpoints import resolve_ckpt_path
 from robolearn.utils.resolvers import register_resolvers
 from robolearn.utils.schema import register_schemas
+
+if TYPE_CHECKING:
+    import lightning as L
 
 log = logging.getLogger("robolearn.train")
 register_schemas()
@@ -77,6 +80,8 @@ def build_datamodule(cfg: DictConfig):
 
 def train(cfg: DictConfig):
     """Run one training job from a composed config; returns ``(trainer, policy, datamodule)``."""
+    import lightning as L  # here, not at the top: `python train.py --help` and config errors need no torch
+
     L.seed_everything(cfg.seed, workers=True)
     for key in ("dataset", "policy", "augment"):  # a wrong-type override names its key here, not deep inside
         if cfg.get(key) is not None:

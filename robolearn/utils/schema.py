@@ -8,14 +8,19 @@ Hydra ``ConfigStore`` node holding all its defaults; a yaml pulls it in with
 ``defaults: [/schema/policy/<name>@_here_, _self_]``.
 
 The schemas are registered for every yaml in the given config groups that names a ``_target_``;
-no registry is kept in code.
+no registry is kept in code. Deriving them imports every target (all policy families: torch, transformers,
+diffusers, timm ...), so the result is cached on disk and a later start imports only what it runs.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import importlib.util
 import inspect
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,6 +31,9 @@ from hydra.utils import get_object
 log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Bump when the cached node format or signature_defaults' rules change.
+CACHE_FORMAT = 1
 # Arguments injected by train.py (data facts, loggers, callbacks), never set in the node itself.
 INJECTED_ARGS = frozenset({"self", "features", "stats", "logger", "callbacks"})
 
@@ -69,31 +77,107 @@ def signature_defaults(target: str) -> dict[str, Any]:
     return node
 
 
-def register_schemas(groups: Iterable[str] = ("policy", "dataset", "trainer"), conf_dir: Path = CONF_DIR) -> list[str]:
+def _group_targets(groups: Iterable[str], conf_dir: Path) -> dict[str, tuple[str, bytes]]:
+    """``{"<group>/<name>": (target, yaml bytes)}`` for each ``conf/<group>/<name>.yaml`` naming a ``_target_``."""
+    found: dict[str, tuple[str, bytes]] = {}
+    for group in groups:
+        for path in sorted((conf_dir / group).glob("*.yaml")):
+            raw = path.read_bytes()
+            data = yaml.safe_load(raw) or {}
+            target = data.get("_target_") if isinstance(data, dict) else None
+            if isinstance(target, str):
+                found[f"{group}/{path.stem}"] = (target, raw)
+    return found
+
+
+def _stat_line(path: Path) -> str:
+    st = path.stat()
+    return f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n"
+
+
+def cache_key(targets: dict[str, tuple[str, bytes]]) -> str:
+    """SHA-256 over everything the schemas depend on: the yaml files, every ``.py`` file of the robolearn package
+    (path, size, modification time) and, for a target outside robolearn (``lightning.pytorch.Trainer``), its
+    top-level package's ``__init__`` file (rewritten by an upgrade). Found without importing anything."""
+    h = hashlib.sha256(f"{CACHE_FORMAT}\n".encode())
+    for name, (target, raw) in sorted(targets.items()):
+        h.update(f"{name}\0{target}\0{hashlib.sha256(raw).hexdigest()}\n".encode())
+    h.update("".join(_stat_line(p) for p in sorted(PACKAGE_DIR.rglob("*.py"))).encode())
+    for top in sorted({t.split(".", 1)[0] for t, _ in targets.values()} - {PACKAGE_DIR.name}):
+        spec = importlib.util.find_spec(top)
+        origin = Path(spec.origin) if spec is not None and spec.origin and spec.origin != "built-in" else None
+        h.update((_stat_line(origin) if origin is not None and origin.is_file() else f"{top}\0missing\n").encode())
+    return h.hexdigest()
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "robolearn" / "config_schemas"
+
+
+def _read_cache(path: Path, targets: dict[str, tuple[str, bytes]]) -> dict[str, dict[str, Any]]:
+    """The cached nodes of ``path`` that still match their yaml's target; {} for a missing or unreadable file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    nodes = data.get("schemas") if isinstance(data, dict) else None
+    if not isinstance(nodes, dict):
+        return {}
+    return {name: node for name, node in nodes.items()
+            if name in targets and isinstance(node, dict) and node.get("_target_") == targets[name][0]}
+
+
+def _write_cache(path: Path, nodes: dict[str, dict[str, Any]]) -> None:
+    """Write ``nodes`` atomically and drop this conf tree's older cache files; a read-only home only loses speed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"format": CACHE_FORMAT, "schemas": nodes}))
+        os.replace(tmp, path)
+        prefix = path.name.split("-", 1)[0]
+        for old in path.parent.glob(f"{prefix}-*.json"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as e:
+        log.debug("config schema cache not written to %s: %s", path, e)
+
+
+def register_schemas(groups: Iterable[str] = ("policy", "dataset", "trainer"), conf_dir: Path = CONF_DIR,
+                     cache_dir: Path | None | bool = None) -> list[str]:
     """Store ``schema/<group>/<name>`` in Hydra's ConfigStore for each ``conf/<group>/<name>.yaml``, and register the
     OmegaConf resolvers the conf/ tree uses (:mod:`robolearn.utils.resolvers`): everything needed to compose it.
 
+    The nodes come from :func:`signature_defaults`, cached as JSON in ``cache_dir`` (default
+    ``$XDG_CACHE_HOME/robolearn/config_schemas``; ``False``: no cache) under :func:`cache_key`, so an unchanged
+    install composes without importing the targets. A cached node is used only if its ``_target_`` is the yaml's.
+
     Returns the registered names (``"policy/act"``, ...). A yaml whose target fails to import is
-    skipped with a warning, so a missing optional dependency of one policy does not break the others
-    (composing that policy then fails with Hydra's "could not find schema" error naming it).
+    skipped with a warning (and not cached), so a missing optional dependency of one policy does not break the
+    others (composing that policy then fails with Hydra's "could not find schema" error naming it).
     """
     from robolearn.utils.resolvers import register_resolvers
 
     register_resolvers()
+    conf_dir = Path(conf_dir)
+    targets = _group_targets(groups, conf_dir)
+    cache_path = None
+    if cache_dir is not False:
+        tree = hashlib.sha256(f"{conf_dir.resolve()}\0{sorted(groups)}".encode()).hexdigest()[:16]
+        cache_path = Path(cache_dir or _default_cache_dir()) / f"{tree}-{cache_key(targets)}.json"
+    cached = _read_cache(cache_path, targets) if cache_path is not None else {}
+    nodes: dict[str, dict[str, Any]] = {}
+    for name, (target, _) in targets.items():
+        if name in cached:
+            nodes[name] = cached[name]
+            continue
+        try:
+            nodes[name] = signature_defaults(target)
+        except ImportError as e:  # optional dependency missing
+            log.warning("no config schema for %s (%s): %s", conf_dir / f"{name}.yaml", target, e)
+    if cache_path is not None and nodes != cached:
+        _write_cache(cache_path, nodes)
     cs = ConfigStore.instance()
-    done: list[str] = []
-    for group in groups:
-        for path in sorted((conf_dir / group).glob("*.yaml")):
-            with open(path) as f:
-                data = yaml.safe_load(f) or {}
-            target = data.get("_target_")
-            if not isinstance(target, str):
-                continue
-            try:
-                node = signature_defaults(target)
-            except ImportError as e:  # optional dependency missing
-                log.warning("no config schema for %s (%s): %s", path, target, e)
-                continue
-            cs.store(group=f"schema/{group}", name=path.stem, node=node)
-            done.append(f"{group}/{path.stem}")
-    return done
+    for name, node in nodes.items():
+        group, stem = name.split("/", 1)
+        cs.store(group=f"schema/{group}", name=stem, node=node)
+    return list(nodes)
