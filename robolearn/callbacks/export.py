@@ -66,6 +66,7 @@ class ExportPretrained(L.Callback):
         self.eval_info = None if eval_info is None else Path(eval_info)
         self.last_export: Path | None = None
         self.last_push: Any = None
+        self._export_step: int | None = None  # global step of last_export
 
     def target_dir(self, trainer: L.Trainer) -> Path:
         return Path(self.dirpath if self.dirpath is not None else trainer.default_root_dir) / self.name
@@ -85,7 +86,15 @@ class ExportPretrained(L.Callback):
                 self.last_export = save_pretrained(module, self.target_dir(trainer), config, record, lora=self.lora)
         else:
             self.last_export = save_pretrained(module, self.target_dir(trainer), config, record, lora=self.lora)
+        self._export_step = int(trainer.global_step)
         return self.last_export
+
+    def _exported_now(self, trainer: L.Trainer) -> bool:
+        """Whether the folder already holds this global step's weights (exported with the checkpoint just saved:
+        no optimizer or EMA update happens between a step's checkpoint and the end of ``fit``)."""
+        return (self._export_step is not None and self._export_step == int(trainer.global_step)
+                and self.last_export is not None and self.last_export == self.target_dir(trainer)
+                and self.last_export.is_dir())
 
     def push(self, trainer: L.Trainer, folder: Path) -> Any:
         """Push ``folder`` to ``push_to_hub`` with the run's ``eval_info`` (when the file exists) and the step.
@@ -121,6 +130,9 @@ class ExportPretrained(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.export_on_fit_end or self.push_to_hub is not None:
-            folder = self.export(trainer)
+            # The run's last checkpoint (last.ckpt at the final step) exported the same weights a moment ago: writing
+            # them again would cost one more model-sized write (1 GB for Diffusion Policy) and nothing else.
+            done = self._exported_now(trainer) and trainer.is_global_zero
+            folder = self.last_export if done else self.export(trainer)
             if folder is not None and self.push_to_hub is not None:
                 self.push(trainer, folder)
