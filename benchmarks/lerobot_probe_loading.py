@@ -6,12 +6,13 @@ is not needed, decoding goes through PyAV). It imports only the standard library
 robolearn — so it measures lerobot as its users run it:
 
     /work/lerobot_venv/bin/python benchmarks/lerobot_probe_loading.py --root DATASET --workers 2 \\
-        [--batches 50] [--warmup 5] [--batch-size 32] [--image-window 2] [--action-window 50] [--seed 0]
+        [--batches 50] [--warmup 5] [--batch-size 32] [--image-window 2] [--action-window 50] [--seed 0] [--uint8]
 
 Settings: every camera gets the ``--image-window`` frames ending at the current one
 (``delta_timestamps = [-(n-1)/fps, ..., 0]``), ``action`` the ``--action-window`` steps starting at it; the
 DataLoader is shuffled (seeded), ``drop_last``, with persistent workers and ``prefetch_factor=2`` when
-``--workers`` > 0, and ``video_backend="pyav"``. The first ``--warmup`` batches (worker start-up) are not timed.
+``--workers`` > 0, and ``video_backend="pyav"``; frames are float32 in [0, 1] (lerobot's default) or, with
+``--uint8``, uint8 (``return_uint8=True``). The first ``--warmup`` batches (worker start-up) are not timed.
 
 Output (stdout, last line, JSON): ``samples_per_s``, ``samples``, ``seconds``, ``batches_timed``,
 ``peak_rss_mib`` (``{"main": MiB, "workers": [MiB, ...]}``: each process's peak resident set, ``VmHWM`` of
@@ -165,6 +166,7 @@ def main() -> None:
     p.add_argument("--image-window", type=int, default=2)
     p.add_argument("--action-window", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--uint8", action="store_true", help="frames as uint8 (return_uint8=True), not float32 in [0, 1]")
     args = p.parse_args()
 
     import torch
@@ -178,7 +180,8 @@ def main() -> None:
         sys.exit(f"{args.root}: no video feature to load")
     delta = {k: [-(args.image_window - 1 - i) / fps for i in range(args.image_window)] for k in cams}
     delta["action"] = [i / fps for i in range(args.action_window)]
-    ds = LeRobotDataset(f"bench/{args.root.name}", root=args.root, delta_timestamps=delta, video_backend="pyav")
+    ds = LeRobotDataset(f"bench/{args.root.name}", root=args.root, delta_timestamps=delta, video_backend="pyav",
+                        return_uint8=args.uint8)
     kwargs = {"persistent_workers": True, "prefetch_factor": 2} if args.workers > 0 else {}
     loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                                          drop_last=True, generator=torch.Generator().manual_seed(args.seed), **kwargs)

@@ -18,13 +18,16 @@ short timed encode first; on 2 busy cores expect roughly an hour for both codecs
 
 Measurements, per dataset and ``--workers`` (0, 2, 4), each ``--repeats`` times alternating which library goes
 first: samples/s of batch 32, shuffled, a 2-frame window on every camera (delta indices [-1, 0]) and a 50-step
-``action`` window, after ``--warmup`` untimed batches; and the peak resident memory (``VmHWM``) of the main process
-and of each DataLoader worker. Every measurement runs in a fresh process: robolearn's
+``action`` window, after ``--warmup`` untimed batches; and the memory of the main process and of each DataLoader
+worker: peak resident set (``VmHWM``; a forked worker's counts the pages it shares with its parent) and, after the
+timed batches, private and PSS MiB from ``smaps_rollup``. Every measurement runs in a fresh process: robolearn's
 (:class:`~robolearn.datamodules.lerobot.LeRobotDataModule`, PyAV) in this interpreter, lerobot's
 (``LeRobotDataset`` + torch ``DataLoader``, ``video_backend="pyav"``) through ``benchmarks/lerobot_probe_loading.py``
 in the side venv given by ``--lerobot-python`` (it needs ``lerobot[dataset]==0.6.1``; without it the file records
-why lerobot was not measured). Both set ``torch.set_num_threads(1)``. The raw decode limit is PyAV decoding each
-camera's first MP4 sequentially (frames/s with RGB conversion, single-threaded and with PyAV's default threading).
+why lerobot was not measured). Both set ``torch.set_num_threads(1)`` and return camera frames as float32 in [0, 1]
+(their default; ``--uint8``: both uint8, which takes the float conversion and 4x larger batches out of the time).
+The raw decode limit is PyAV decoding each camera's first MP4 sequentially (frames/s with RGB conversion,
+single-threaded and with PyAV's default threading).
 
     python benchmarks/realistic_loading.py [--work-dir data/bench_realistic] [--workers 0 2 4] [--repeats 2] \\
         [--lerobot-python /work/lerobot_venv/bin/python]
@@ -286,9 +289,10 @@ def _version(name: str) -> str | None:
 
 
 def probe_robolearn(root: Path, workers: int, batches: int, warmup: int, batch_size: int, image_window: int,
-                    action_window: int, seed: int, cache_mb: float | None) -> dict:
+                    action_window: int, seed: int, cache_mb: float | None, uint8: bool = False) -> dict:
     """One robolearn measurement in this process (see the module docstring): ``LeRobotDataModule`` over ``root``,
-    shuffled, persistent workers, the same windows and timing as the lerobot probe.
+    shuffled, persistent workers, the same windows and timing as the lerobot probe; camera frames float32 in
+    [0, 1], or uint8 with ``uint8``.
 
     Returns:
         :func:`lerobot_probe_loading.time_loader`'s result plus ``peak_rss_mib`` (MiB, main and each worker),
@@ -299,7 +303,9 @@ def probe_robolearn(root: Path, workers: int, batches: int, warmup: int, batch_s
     from robolearn.datamodules.lerobot import LeRobotDataModule
 
     torch.set_num_threads(1)
-    kwargs = {"video_cache_mb": cache_mb} if cache_mb is not None else {}
+    kwargs: dict = {"return_uint8": True} if uint8 else {}
+    if cache_mb is not None:
+        kwargs["video_cache_mb"] = cache_mb
     dm = LeRobotDataModule(repo_id=f"bench/{root.name}", root=root, val_fraction=0.0, batch_size=batch_size,
                            num_workers=workers, persistent_workers=workers > 0, seed=seed, video_backend="pyav",
                            dataset_kwargs=kwargs)
@@ -334,7 +340,7 @@ def _run_probe(cmd: list[str], timeout_s: float) -> dict:
 def _probe_args(root: Path, w: int, args) -> list[str]:
     return ["--root", str(root), "--workers", str(w), "--batches", str(args.batches), "--warmup", str(args.warmup),
             "--batch-size", str(args.batch_size), "--image-window", "2", "--action-window", str(args.action_window),
-            "--seed", "0"]
+            "--seed", "0", *(["--uint8"] if args.uint8 else [])]
 
 
 def lerobot_unavailable(python: Path | None) -> str | None:
@@ -359,10 +365,11 @@ def lerobot_unavailable(python: Path | None) -> str | None:
 
 def _summarize(runs: list[dict]) -> dict:
     """Median samples/s over the successful runs of one (dataset, workers, library), the largest peak RSS of the
-    main process and of any worker, and the largest private memory (MiB) of the main process and of any worker at the
-    end of the timed batches; errors when no run succeeded."""
+    main process and of any worker, and the largest private and proportional (PSS) memory (MiB) of the main process
+    and of any worker at the end of the timed batches; errors when no run succeeded."""
     ok = [r for r in runs if "error" not in r]
-    keys = ("samples_per_s", "peak_rss_main_mib", "peak_rss_worker_mib", "private_main_mib", "private_worker_mib")
+    keys = ("samples_per_s", "peak_rss_main_mib", "peak_rss_worker_mib", "private_main_mib", "private_worker_mib",
+            "pss_main_mib", "pss_worker_mib")
     if not ok:
         return {**dict.fromkeys(keys), "errors": [r["error"] for r in runs]}
 
@@ -375,7 +382,9 @@ def _summarize(runs: list[dict]) -> dict:
             "peak_rss_main_mib": largest(m["main"] for m in mem),
             "peak_rss_worker_mib": largest(w for m in mem for w in m["workers"]),
             "private_main_mib": largest((m.get("main_now") or {}).get("private") for m in mem),
-            "private_worker_mib": largest(w["private"] for m in mem for w in m.get("workers_now", []))}
+            "private_worker_mib": largest(w["private"] for m in mem for w in m.get("workers_now", [])),
+            "pss_main_mib": largest((m.get("main_now") or {}).get("pss") for m in mem),
+            "pss_worker_mib": largest(w["pss"] for m in mem for w in m.get("workers_now", []))}
 
 
 def main() -> None:
@@ -389,8 +398,8 @@ def main() -> None:
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--pusht-root", type=Path, default=DEFAULT_PUSHT)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4])
-    p.add_argument("--batches", type=int, default=50, help="timed batches per measurement")
-    p.add_argument("--warmup", type=int, default=5, help="untimed batches first (worker start-up)")
+    p.add_argument("--batches", type=int, default=30, help="timed batches per measurement")
+    p.add_argument("--warmup", type=int, default=3, help="untimed batches first (worker start-up)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--action-window", type=int, default=50)
     p.add_argument("--repeats", type=int, default=2, help="measurements per library and setting, alternating order")
@@ -400,6 +409,8 @@ def main() -> None:
     p.add_argument("--lerobot-python", default=str(DEFAULT_LEROBOT_PYTHON),
                    help="interpreter of the side venv with lerobot 0.6.1; 'none' or '' measures robolearn only")
     p.add_argument("--probe-timeout", type=float, default=1800, help="seconds before one measurement is abandoned")
+    p.add_argument("--uint8", action="store_true",
+                   help="both libraries return camera frames as uint8 instead of float32 in [0, 1] (their default)")
     p.add_argument("--generate-only", action="store_true", help="write the datasets, measure nothing, write no file")
     p.add_argument("--quick", action="store_true",
                    help="tiny end-to-end run: 2 episodes x 1 s at 64x48, 3 timed batches, 1 warm-up, 1 repeat")
@@ -414,7 +425,7 @@ def main() -> None:
     if args.probe_robolearn:
         w = args.workers[0]
         res = probe_robolearn(args.root, w, args.batches, args.warmup, args.batch_size, args.image_window,
-                              args.action_window, args.seed, args.robolearn_cache_mb)
+                              args.action_window, args.seed, args.robolearn_cache_mb, args.uint8)
         print(json.dumps(res), flush=True)
         return
 
@@ -518,10 +529,14 @@ def main() -> None:
                 "robolearn_peak_rss_worker_mib": rl["peak_rss_worker_mib"],
                 "robolearn_private_main_mib": rl["private_main_mib"],
                 "robolearn_private_worker_mib": rl["private_worker_mib"],
+                "robolearn_pss_main_mib": rl["pss_main_mib"],
+                "robolearn_pss_worker_mib": rl["pss_worker_mib"],
                 "lerobot_peak_rss_main_mib": le["peak_rss_main_mib"] if le else None,
                 "lerobot_peak_rss_worker_mib": le["peak_rss_worker_mib"] if le else None,
                 "lerobot_private_main_mib": le["private_main_mib"] if le else None,
                 "lerobot_private_worker_mib": le["private_worker_mib"] if le else None,
+                "lerobot_pss_main_mib": le["pss_main_mib"] if le else None,
+                "lerobot_pss_worker_mib": le["pss_worker_mib"] if le else None,
                 "raw_decode_frames_per_s_single": ds["raw_decode"]["frames_per_s_single"],
                 "raw_decode_frames_per_s_default": ds["raw_decode"]["frames_per_s_default"],
                 "raw_decode_samples_per_s_bound_single": ds["raw_decode"]["samples_per_s_bound_single"],
@@ -542,10 +557,13 @@ def main() -> None:
         "settings": {"batch_size": args.batch_size, "workers": args.workers, "shuffle": True,
                      "windows": {"cameras": "delta indices [-1, 0]", "action": f"{args.action_window} steps"},
                      "batches_timed": args.batches, "warmup_batches": args.warmup, "repeats": args.repeats,
-                     "video_backend": "pyav (both)", "robolearn_video_cache_mb": args.robolearn_cache_mb,
+                     "video_backend": "pyav (both)", "frames": "uint8" if args.uint8 else "float32 in [0, 1]",
+                     "robolearn_video_cache_mb": args.robolearn_cache_mb,
                      "memory": "MiB; peak_rss = VmHWM (a forked worker's RSS counts pages still shared with its "
-                               "parent), private = Private_Clean + Private_Dirty of smaps_rollup after the timed "
-                               "batches; main = the loading process, worker = the largest DataLoader worker",
+                               "parent), private = Private_Clean + Private_Dirty and pss = Pss of smaps_rollup after "
+                               "the timed batches (a forked worker's pages shared with the main process count as "
+                               "private to neither); main = the loading process, worker = the largest DataLoader "
+                               "worker",
                      "quick": args.quick},
         "lerobot": {"python": str(lerobot_python) if lerobot_python else None, "measured": not lerobot_missing,
                     "why_not": lerobot_missing},

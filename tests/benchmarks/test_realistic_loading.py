@@ -23,7 +23,8 @@ ROW_KEYS = {
     "dataset", "num_workers", "robolearn_samples_per_s", "lerobot_samples_per_s", "ratio_robolearn_to_lerobot",
     "robolearn_peak_rss_main_mib", "robolearn_peak_rss_worker_mib", "robolearn_private_main_mib",
     "robolearn_private_worker_mib", "lerobot_peak_rss_main_mib", "lerobot_peak_rss_worker_mib",
-    "lerobot_private_main_mib", "lerobot_private_worker_mib", "raw_decode_frames_per_s_single",
+    "lerobot_private_main_mib", "lerobot_private_worker_mib", "robolearn_pss_main_mib", "robolearn_pss_worker_mib",
+    "lerobot_pss_main_mib", "lerobot_pss_worker_mib", "raw_decode_frames_per_s_single",
     "raw_decode_frames_per_s_default", "raw_decode_samples_per_s_bound_single",
 }
 
