@@ -21,6 +21,8 @@ line on stdin, each answered by one JSON line on stdout:
   answer.
 - ``{"op": "quit"}``: exit.
 
+``chunk`` and ``hit`` clear the optimizer state first (memory; a later ``train`` starts Adam afresh).
+
 Errors go to stderr with a non-zero exit status.
 """
 
@@ -148,6 +150,8 @@ def main() -> None:
         if op == "train":
             print(json.dumps({"ms": [train_step() for _ in range(n)]}), flush=True)
             continue
+        optimizer.state.clear()  # inference from here on: free the Adam state (2 GB for Diffusion)
+        policy.zero_grad(set_to_none=True)
         full, bare = [], []
         for _ in range(n):
             if op == "chunk":

@@ -34,6 +34,9 @@ different torch versions (both are recorded).
     python benchmarks/train_step_vs_lerobot.py [--lerobot-python /work/lerobot_venv/bin/python] [--threads 1 2]
         [--cases act diffusion diffusion_h64] [--train-steps 10] [--warmup 2] [--rounds 2] [--allow-dirty]
 
+Memory: Diffusion holds about 4.5 GB per side while training (263 M parameters, gradients, Adam state), and both
+sides are alive at once; the optimizer state is freed before the inference metrics.
+
 Writes ``benchmarks/results/train_step_vs_lerobot.json`` (``--out``) with the provenance of
 :func:`robolearn.utils.provenance.results_header`. Without the lerobot Python (``--lerobot-python ''`` or a missing
 file) only the robolearn side is measured.
@@ -174,6 +177,10 @@ def robolearn_train(policy: Any, batch: dict[str, torch.Tensor], steps: int,
                         limit_val_batches=0, callbacks=[timer])
     loader = torch.utils.data.DataLoader(_Repeat(batch, steps), batch_size=None)  # in-process, same batch each step
     trainer.fit(policy, train_dataloaders=loader)
+    for optimizer in trainer.optimizers:  # free the optimizer state (2 GB for Diffusion) before inference
+        optimizer.state.clear()
+    policy.zero_grad(set_to_none=True)
+    policy.trainer = None
     return timer.ms
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robolearn.policies.vision import make_resnet
+from robolearn.policies.vision import ChannelsLastInference, make_resnet
 
 
 def sinusoidal_table(num_positions: int, dim: int) -> Tensor:
@@ -147,19 +147,27 @@ class ACTDecoderLayer(nn.Module):
         self.activation = _activation(activation)
         self.pre_norm = pre_norm
 
-    def forward(self, x: Tensor, memory: Tensor, decoder_pos: Tensor | None, memory_pos: Tensor | None) -> Tensor:
+    def self_attention_block(self, x: Tensor, decoder_pos: Tensor | None) -> Tensor:
+        """The residual stream after the self-attention block (normalized by ``norm1`` when post-norm), ``(K, B, D)``.
+
+        It depends on ``x`` and ``decoder_pos`` only, so for a constant ``x`` (ACT's zero decoder input) in eval mode it
+        is a constant (see :meth:`ACT.decoder_first_self_attention`)."""
         skip = x
         if self.pre_norm:
             x = self.norm1(x)
         q = k = _with_pos(x, decoder_pos)
         x = self.self_attn(q, k, value=x, need_weights=False)[0]
         x = skip + self.dropout1(x)
+        return x if self.pre_norm else self.norm1(x)
+
+    def forward(self, x: Tensor, memory: Tensor, decoder_pos: Tensor | None, memory_pos: Tensor | None,
+                after_self_attention: Tensor | None = None) -> Tensor:
+        """``x`` ``(K, B, D)`` -> ``(K, B, D)``; ``after_self_attention`` replaces
+        :meth:`self_attention_block` ``(x, decoder_pos)`` (then ``x`` is not used)."""
+        x = self.self_attention_block(x, decoder_pos) if after_self_attention is None else after_self_attention
+        skip = x
         if self.pre_norm:
-            skip = x
             x = self.norm2(x)
-        else:
-            x = self.norm1(x)
-            skip = x
         x = self.multihead_attn(_with_pos(x, decoder_pos), _with_pos(memory, memory_pos), value=memory, need_weights=False)[0]
         x = skip + self.dropout2(x)
         if self.pre_norm:
@@ -185,9 +193,12 @@ class ACTDecoder(nn.Module):
         )
         self.norm = nn.LayerNorm(dim_model)
 
-    def forward(self, x: Tensor, memory: Tensor, decoder_pos: Tensor | None = None, memory_pos: Tensor | None = None) -> Tensor:
-        for layer in self.layers:
-            x = layer(x, memory, decoder_pos, memory_pos)
+    def forward(self, x: Tensor, memory: Tensor, decoder_pos: Tensor | None = None, memory_pos: Tensor | None = None,
+                first_after_self_attention: Tensor | None = None) -> Tensor:
+        """``x`` ``(K, B, D)``, ``memory`` ``(S, B, D)`` -> ``(K, B, D)``; ``first_after_self_attention`` is the first
+        layer's precomputed :meth:`ACTDecoderLayer.self_attention_block` output."""
+        for i, layer in enumerate(self.layers):
+            x = layer(x, memory, decoder_pos, memory_pos, first_after_self_attention if i == 0 else None)
         return self.norm(x)
 
 
@@ -253,6 +264,7 @@ class ACT(nn.Module):
                 vision_backbone, pretrained_backbone_weights, norm="frozen",
                 replace_final_stride_with_dilation=replace_final_stride_with_dilation,
             )
+            self._backbone_nhwc = ChannelsLastInference()
         self.encoder = ACTEncoder(n_encoder_layers, *layer_args)
         self.decoder = ACTDecoder(n_decoder_layers, *layer_args)
 
@@ -274,6 +286,30 @@ class ACT(nn.Module):
             for p in module.parameters():
                 if p.dim() > 1:
                     nn.init.xavier_uniform_(p)
+
+    def decoder_first_self_attention(self, batch_size: int, like: Tensor) -> Tensor:
+        """The first decoder layer's self-attention block on the zero decoder input, ``(chunk_size, batch_size, D)``.
+
+        In eval mode (no dropout) it is the same for every observation: a function of that block's weights and
+        ``decoder_pos_embed`` only. It is computed at batch 1, cached (outside the state dict), expanded to
+        ``batch_size``, and recomputed when one of those tensors changed (new storage or in-place update, by data pointer
+        and version counter) or ``like``'s dtype/device differs. Call it only in eval mode without autograd.
+        """
+        layer = self.decoder.layers[0]
+        pos = self.decoder_pos_embed.weight
+        tensors = [pos, *layer.self_attn.parameters(), *layer.norm1.parameters()]
+        key = (like.dtype, like.device, *((t.data_ptr(), t._version) for t in tensors))
+        cache = getattr(self, "_first_self_attention_cache", None)
+        if cache is None or cache[0] != key:
+            zeros = torch.zeros(self.chunk_size, 1, pos.shape[-1], dtype=like.dtype, device=like.device)
+            cache = (key, layer.self_attention_block(zeros, pos.unsqueeze(1).to(like.dtype)))
+            self._first_self_attention_cache = cache
+        return cache[1].expand(-1, batch_size, -1)
+
+    def __getstate__(self) -> dict:  # the decoder cache is not part of the module's state (deepcopy, pickle)
+        state = super().__getstate__()
+        state.pop("_first_self_attention_cache", None)
+        return state
 
     def encode_latent(self, state: Tensor | None, actions: Tensor, action_is_pad: Tensor | None) -> tuple[Tensor, Tensor]:
         """CVAE posterior ``q(z | state, actions)``: returns ``(mu, log_sigma_x2)``, each ``(B, latent_dim)``.
@@ -336,7 +372,10 @@ class ACT(nn.Module):
         pos_1d = torch.stack(pos, dim=0)  # (n_1d, 1, D)
         all_tokens, all_pos = [tokens_1d], [pos_1d]
         for img in images:
-            fmap = self.backbone(img)
+            if not torch.is_grad_enabled() and img.device.type == "cpu":  # faster CPU inference, same numerics
+                fmap = self._backbone_nhwc(self.backbone, img)
+            else:
+                fmap = self.backbone(img)
             cam_pos = self.encoder_cam_feat_pos_embed(fmap).to(dtype=fmap.dtype)  # (1, D, h, w)
             feat = self.encoder_img_feat_input_proj(fmap)  # (B, D, h, w)
             all_tokens.append(feat.flatten(2).permute(2, 0, 1))  # (h*w, B, D)
@@ -345,6 +384,8 @@ class ACT(nn.Module):
         enc_pos = torch.cat(all_pos, dim=0)
         memory = self.encoder(enc_in, pos_embed=enc_pos)
         dec_in = torch.zeros(self.chunk_size, b, memory.shape[-1], dtype=memory.dtype, device=memory.device)
-        dec_out = self.decoder(dec_in, memory, decoder_pos=self.decoder_pos_embed.weight.unsqueeze(1), memory_pos=enc_pos)
+        first = self.decoder_first_self_attention(b, memory) if not (self.training or torch.is_grad_enabled()) else None
+        dec_out = self.decoder(dec_in, memory, decoder_pos=self.decoder_pos_embed.weight.unsqueeze(1), memory_pos=enc_pos,
+                               first_after_self_attention=first)
         actions_hat = self.action_head(dec_out.transpose(0, 1))
         return actions_hat, (mu, log_sigma_x2)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from robolearn.features import ACTION, FeatureType
 from robolearn.policies.act.model import ACT
-from robolearn.policies.base import PolicyModule
+from robolearn.policies.base import PolicyModule, fused_on_cpu
 
 
 class TemporalEnsembler:
@@ -232,5 +232,8 @@ class ACTPolicy(PolicyModule):
         return groups
 
     def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
-        """AdamW(lr=``optimizer_lr``, weight_decay=``optimizer_weight_decay``), lerobot's ACT preset."""
-        return torch.optim.AdamW(params, lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay)
+        """AdamW(lr=``optimizer_lr``, weight_decay=``optimizer_weight_decay``), lerobot's ACT preset (torch's fused
+        kernel on CPU: :func:`~robolearn.policies.base.fused_on_cpu`)."""
+        params = list(params)
+        return torch.optim.AdamW(params, lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay,
+                                 **fused_on_cpu(params))

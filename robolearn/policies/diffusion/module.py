@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from robolearn.features import ACTION, FeatureType
-from robolearn.policies.base import PolicyModule
+from robolearn.policies.base import PolicyModule, fused_on_cpu
 from robolearn.policies.diffusion.model import DiffusionModel
 
 
@@ -213,9 +213,11 @@ class DiffusionPolicy(PolicyModule):
 
     # ------------------------------------------------------------------ optimization
     def default_optimizer(self, params: Any) -> torch.optim.Optimizer:
-        """Adam(``optimizer_lr``, ``optimizer_betas``, ``optimizer_eps``, ``optimizer_weight_decay``), the paper's."""
+        """Adam(``optimizer_lr``, ``optimizer_betas``, ``optimizer_eps``, ``optimizer_weight_decay``), the paper's
+        (torch's fused kernel on CPU: :func:`~robolearn.policies.base.fused_on_cpu`)."""
+        params = list(params)
         return torch.optim.Adam(params, lr=self.optimizer_lr, betas=self.optimizer_betas, eps=self.optimizer_eps,
-                                weight_decay=self.optimizer_weight_decay)
+                                weight_decay=self.optimizer_weight_decay, **fused_on_cpu(params))
 
     def default_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         """diffusers' ``scheduler_name`` schedule with ``scheduler_warmup_steps`` warm-up over the run's
