@@ -29,12 +29,26 @@ SMOLVLM2_500M: dict[str, Any] = {
 }
 
 
-def tiny_smolvlm_config(vocab_size: int = 64, image_size: int = 32) -> dict[str, Any]:
-    """A SmolVLM config small enough for CPU tests (2-layer width-32 decoder, 1-layer vision encoder, 16 image
-    tokens per ``image_size`` image)."""
+def tiny_smolvlm_config(vocab_size: int = 64, image_size: int = 32, hidden_size: int = 32,
+                        num_hidden_layers: int = 4, num_attention_heads: int = 4) -> dict[str, Any]:
+    """A SmolVLM config small enough for CPU tests (by default a 4-layer width-32 decoder, 1-layer vision encoder,
+    16 image tokens per ``image_size`` image).
+
+    ``hidden_size`` (decoder width; MLP width is twice it), ``num_hidden_layers`` and ``num_attention_heads`` (half
+    as many key/value heads, head width ``hidden_size / num_attention_heads``) scale the decoder, e.g. for a
+    small VLA teacher trained on a CPU.
+
+    Raises:
+        ValueError: ``hidden_size`` not divisible by ``num_attention_heads``, or an odd ``num_attention_heads``.
+    """
+    if hidden_size % num_attention_heads or num_attention_heads % 2:
+        raise ValueError(f"hidden_size {hidden_size} must be divisible by num_attention_heads {num_attention_heads}, "
+                         "which must be even")
     return {
-        "text_config": {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 4,
-                        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "vocab_size": vocab_size,
+        "text_config": {"model_type": "llama", "hidden_size": hidden_size, "intermediate_size": 2 * hidden_size,
+                        "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads,
+                        "num_key_value_heads": num_attention_heads // 2,
+                        "head_dim": hidden_size // num_attention_heads, "vocab_size": vocab_size,
                         "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "hidden_act": "silu",
                         "tie_word_embeddings": False, "pad_token_id": 0},
         "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,

@@ -84,8 +84,12 @@ def lerobot_config_from_kwargs(kwargs: Mapping[str, Any], features: Mapping[str,
 
     Raises:
         LerobotFormatError: LoRA adapters are enabled (``peft.r > 0``: merge them first, lerobot stores adapters
-            separately).
+            separately), or ``env_state_in_prefix`` is True (robolearn-only: lerobot's SmolVLA would drop the
+            environment state).
     """
+    if kwargs.get("env_state_in_prefix"):
+        raise LerobotFormatError("a SmolVLA policy with env_state_in_prefix=True reads the environment state, which "
+                                 "lerobot's smolvla does not: it cannot be written as a lerobot checkpoint")
     if lora_enabled(kwargs.get("peft")):
         raise LerobotFormatError("a SmolVLA policy with LoRA adapters (peft.r > 0) cannot be written as a lerobot "
                                  "checkpoint; merge the adapters first (robolearn.policies.vla.lora.merge_lora)")

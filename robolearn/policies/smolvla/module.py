@@ -73,6 +73,12 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
             ``scheduler_*`` (combining either with a non-default value of what it replaces raises).
             ``optimizer_grad_clip_norm`` is the gradient-norm clip (the default trainer takes it as ``gradient_clip_val``; a different trainer value raises).
         n_obs_steps: must be 1. use_cache: accepted for lerobot compatibility (inference always caches the prefix).
+        env_state_in_prefix: robolearn-only (not in lerobot's config; such a policy cannot be written in lerobot's
+            format). When True, the ``ENV`` feature (e.g. ``observation.environment_state`` ``(B, D_e)``, privileged
+            simulator state, normalized like the state) is appended to the state vector before zero-padding, so
+            the state token carries ``D_s + D_e`` values (at most ``max_state_dim``), and cameras become optional
+            (the prefix is then the task tokens and the state token only). For simulator tasks whose policies read
+            privileged state (e.g. the SO-101 sim main job), such as a small VLA teacher trained on a CPU.
 
     Raises:
         ValueError: unsupported settings (``n_obs_steps != 1``, ``n_action_steps > chunk_size``,
@@ -135,6 +141,7 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
         tokenizer_name: str | None = None,
         peft: Mapping[str, Any] = DEFAULT_PEFT,
         gradient_checkpointing: bool = False,
+        env_state_in_prefix: bool = False,
     ):
         super().__init__(features, stats, optimizer, lr_scheduler, normalization_mapping, use_imagenet_stats)
         self.check_single_frame_chunking("SmolVLA", n_obs_steps, n_action_steps, chunk_size)
@@ -148,9 +155,16 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
         self.state_key = self._feature_key(FeatureType.STATE)
         if self.state_key is None:
             raise ValueError(f"SmolVLA needs a STATE feature (observation.state); features: {sorted(self.features)}")
-        if not self.image_keys:
-            raise ValueError(f"SmolVLA needs at least one camera feature; features: {sorted(self.features)}")
+        self.env_key = self._feature_key(FeatureType.ENV) if env_state_in_prefix else None
+        if env_state_in_prefix and self.env_key is None:
+            raise ValueError("SmolVLA env_state_in_prefix=True needs an ENV feature (observation.environment_state); "
+                             f"features: {sorted(self.features)}")
+        if not self.image_keys and not env_state_in_prefix:
+            raise ValueError(f"SmolVLA needs at least one camera feature (or env_state_in_prefix=True with an ENV "
+                             f"feature); features: {sorted(self.features)}")
         state_dim = self.features[self.state_key].shape[0]
+        if self.env_key is not None:
+            state_dim += self.features[self.env_key].shape[0]
         if state_dim > max_state_dim or self.action_dim > max_action_dim:
             raise ValueError(f"state dim {state_dim} / action dim {self.action_dim} exceed max_state_dim="
                              f"{max_state_dim} / max_action_dim={max_action_dim}")
@@ -197,12 +211,15 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
         """``(images, img_masks, lang_tokens, lang_masks, state)`` from a normalized batch.
 
         Cameras ``(B, 3, H, W)`` (a length-1 time axis is dropped) are resized with padding and mapped to [-1, 1];
-        ``empty_cameras`` blank images with False masks are appended; the state is zero-padded to ``max_state_dim``.
+        ``empty_cameras`` blank images with False masks are appended; the state (with ``env_state_in_prefix`` the
+        ``ENV`` feature appended to it) is zero-padded to ``max_state_dim``.
 
         Raises:
-            KeyError: a camera or the state is missing from the batch, or there is no ``task``.
+            KeyError: a camera, the state or the used ``ENV`` feature is missing from the batch, or there is no
+                ``task``.
         """
-        missing = [k for k in [*self.image_keys, self.state_key] if k not in batch]
+        needed = [*self.image_keys, self.state_key, *([self.env_key] if self.env_key else [])]
+        missing = [k for k in needed if k not in batch]
         if missing:
             raise KeyError(f"SmolVLA batch lacks {missing}; it has {sorted(batch)}")
         images, masks = [], []
@@ -212,11 +229,16 @@ class SmolVLAPolicy(VLAPolicyMixin, PolicyModule):
             img = resize_with_pad(img.float(), *self.resize_hw, pad_value=0.0) * 2.0 - 1.0
             images.append(img)
             masks.append(torch.ones(img.shape[0], dtype=torch.bool, device=img.device))
-        for _ in range(self.empty_cameras):
-            images.append(-torch.ones_like(images[0]))
-            masks.append(torch.zeros_like(masks[0]))
         state = batch[self.state_key]
         state = state[:, -1] if state.dim() == 3 else state
+        if self.env_key is not None:
+            env = batch[self.env_key]
+            env = env[:, -1] if env.dim() == 3 else env
+            state = torch.cat([state.float(), env.float()], dim=-1)
+        for _ in range(self.empty_cameras):
+            blank = images[0] if images else state.new_zeros(state.shape[0], 3, *self.resize_hw)
+            images.append(-torch.ones_like(blank))
+            masks.append(torch.zeros(blank.shape[0], dtype=torch.bool, device=blank.device))
         state = pad_vector(state.float(), self.max_state_dim, self.state_key)
         tasks = task_list(batch.get("task"), state.shape[0])
         tokens, lang_masks = tokenize_tasks(self.tokenizer, tasks, self.tokenizer_max_length, self.pad_language_to,
