@@ -199,11 +199,16 @@ def match_frames(
 
 
 def _frames_from(container, stream, t_start: float):
-    """Seek to the keyframe at or before ``t_start`` (seconds; 1 tick of margin against float rounding) and yield
-    ``(time in seconds, frame)`` for every decoded frame from there on (a frame without pts gets the previous time
-    plus one frame period)."""
+    """Seek to the keyframe at or before ``t_start`` (seconds, rounded to the nearest tick of the stream's time base)
+    and yield ``(time in seconds, frame)`` for every decoded frame from there on (a frame without pts gets the
+    previous time plus one frame period).
+
+    Rounding, not truncating minus a tick: a query at a keyframe's own time (float rounding either way) starts at
+    that keyframe instead of the one before it, which with lerobot's GOP of 2 decodes 2 frames fewer for half of
+    the 2-frame windows. The frame nearest ``t_start`` is always decoded: a keyframe after it and at or before the
+    rounded target would itself be nearer to ``t_start``."""
     tb = stream.time_base
-    target = max(int(Fraction(max(t_start, 0.0)) / tb) - 1, 0)
+    target = max(round(Fraction(max(t_start, 0.0)) / tb), 0)
     container.seek(target, backward=True, any_frame=False, stream=stream)
     last = None
     for frame in container.decode(stream):
