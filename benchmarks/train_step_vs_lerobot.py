@@ -32,7 +32,7 @@ for each ``t`` of ``--threads``; ratio = robolearn / lerobot (below 1: robolearn
 different torch versions (both are recorded).
 
     python benchmarks/train_step_vs_lerobot.py [--lerobot-python /work/lerobot_venv/bin/python] [--threads 1 2]
-        [--cases act diffusion diffusion_h64] [--train-steps 10] [--warmup 2] [--rounds 2] [--allow-dirty]
+        [--cases act diffusion diffusion_h64] [--metrics train_step ...] [--train-steps 8] [--warmup 2] [--rounds 2] [--allow-dirty]
 
 Memory: Diffusion holds about 4.5 GB per side while training (263 M parameters, gradients, Adam state), and both
 sides are alive at once; the optimizer state is freed before the inference metrics.
@@ -275,23 +275,29 @@ def measure_case(case: str, threads: int, args: argparse.Namespace, lerobot_pyth
             lr[metric].extend(answer["ms"])
             lr_bare[metric].extend(answer.get("ms_bare", []))
 
-        if probe is not None:
-            probe.run("train", args.warmup)  # warm-up, discarded
+        metrics = getattr(args, "metrics", METRICS)
+        if "train_step" in metrics:
+            if probe is not None:
+                probe.run("train", args.warmup)  # warm-up, discarded
 
-        def between(batch_idx: int) -> None:  # after robolearn step batch_idx: a lerobot round every per_round steps
-            done = batch_idx + 1 - args.warmup
-            if done > 0 and done % per_round == 0:
-                lerobot_round("train", per_round, "train_step")
+            def between(batch_idx: int) -> None:  # after robolearn step batch_idx: a lerobot round every per_round
+                done = batch_idx + 1 - args.warmup
+                if done > 0 and done % per_round == 0:
+                    lerobot_round("train", per_round, "train_step")
 
-        steps_ms = robolearn_train(policy, batch, args.warmup + per_round * args.rounds, between)
-        rl["train_step"] = steps_ms[args.warmup:]
+            steps_ms = robolearn_train(policy, batch, args.warmup + per_round * args.rounds, between)
+            rl["train_step"] = steps_ms[args.warmup:]
 
         queue: dict[str, int] = {}
-        robolearn_select(policy, "chunk", args.warmup, queue)
-        if probe is not None:
-            probe.run("chunk", args.warmup)
+        if {"select_action_chunk", "select_action_hit"} & set(metrics):
+            chunk_warmup = min(args.warmup, 1) if is_diffusion else args.warmup  # a Diffusion chunk takes seconds
+            robolearn_select(policy, "chunk", chunk_warmup, queue)
+            if probe is not None:
+                probe.run("chunk", chunk_warmup)
         for op, metric, n in (("chunk", "select_action_chunk", chunk_calls),
                               ("hit", "select_action_hit", args.hit_calls)):
+            if metric not in metrics:
+                continue
             n_round = max(1, n // args.rounds)
             for _ in range(args.rounds):
                 rl[metric].extend(robolearn_select(policy, op, n_round, queue))
@@ -301,7 +307,7 @@ def measure_case(case: str, threads: int, args: argparse.Namespace, lerobot_pyth
             probe.__exit__(None, None, None)
 
     rows = []
-    for metric in METRICS:
+    for metric in getattr(args, "metrics", METRICS):
         a, b = _p50(rl[metric]), _p50(lr[metric])
         rows.append({"case": case, "threads": threads, "metric": metric, "robolearn_ms": a, "lerobot_ms": b,
                      "ratio": round(a / b, 3) if a is not None and b else None,
@@ -321,12 +327,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="Python of a venv with lerobot (0.6.1 measured); '' or a missing file: robolearn side only")
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--metrics", nargs="+", default=list(METRICS), choices=list(METRICS))
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--train-steps", type=int, default=10, help="timed training steps per side (after --warmup)")
+    ap.add_argument("--train-steps", type=int, default=8, help="timed training steps per side (after --warmup)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed training steps and chunk calls per side")
     ap.add_argument("--rounds", type=int, default=2, help="alternations robolearn/lerobot per metric")
     ap.add_argument("--chunk-calls", type=int, default=20, help="ACT select_action chunk calls timed per side")
-    ap.add_argument("--diffusion-chunk-calls", type=int, default=6, help="Diffusion chunk calls timed per side")
+    ap.add_argument("--diffusion-chunk-calls", type=int, default=4, help="Diffusion chunk calls timed per side")
     ap.add_argument("--hit-calls", type=int, default=40, help="queue-hit select_action calls timed per side")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "train_step_vs_lerobot.json")
     ap.add_argument("--allow-dirty", action="store_true", help="measure uncommitted code (the result says so)")

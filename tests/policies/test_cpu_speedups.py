@@ -120,3 +120,30 @@ def test_channels_last_inference_equals_the_module():
         torch.testing.assert_close(runner(net, x), net(x), atol=1e-5, rtol=1e-5)
         net.conv1.weight.mul_(0.5)
         torch.testing.assert_close(runner(net, x), net(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, length", [(5, 1, 2, 16), (3, 2, 1, 16), (1, 1, 0, 8), (5, 1, 2, 3)])
+def test_diffusion_conv1d_inference_equals_conv1d(kernel, stride, padding, length):
+    from robolearn.policies.diffusion.model import Conv1d
+
+    torch.manual_seed(0)
+    conv = Conv1d(7, 9, kernel, stride=stride, padding=padding)
+    x = torch.randn(2, 7, length)
+    with torch.no_grad():
+        out = conv(x)
+    torch.testing.assert_close(out, torch.nn.functional.conv1d(x, conv.weight, conv.bias, stride=stride, padding=padding),
+                               atol=1e-5, rtol=1e-5)
+    assert set(conv.state_dict()) == {"weight", "bias"}
+
+
+def test_diffusion_unet_inference_matches_the_conv_path():
+    from robolearn.policies.diffusion.model import ConditionalUnet1D
+
+    torch.manual_seed(0)
+    unet = ConditionalUnet1D(4, 12, down_dims=(16, 32, 64)).eval()
+    x, t, g = torch.randn(3, 8, 4), torch.tensor([1, 50, 99]), torch.randn(3, 12)
+    with torch.no_grad():
+        fast = unet(x, t, g)
+    with torch.enable_grad():  # autograd on: nn.Conv1d's own forward
+        plain = unet(x, t, g).detach()
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
