@@ -20,7 +20,8 @@ kept and the medians are reported. Times are wall-clock seconds from ``Popen`` t
   robolearn: the line of :class:`robolearn.callbacks.startup.StartupTimer`, one of the default callbacks), the
   time of each phase between the log lines both print, and the bytes and files each run leaves in its output dir
   with its default checkpointing (robolearn: ``conf/callbacks/default.yaml``; lerobot: a checkpoint at
-  ``save_freq`` and after the last step).
+  ``save_freq`` and after the last step), and the peak resident memory of the command's main process (saving a
+  checkpoint of a 263 M-parameter model with its Adam state is the peak of both).
 - robolearn's start-up by phase, in a fresh interpreter that repeats ``train.py``'s steps up to the first batch
   (``import train``, Hydra compose, DataModule build, policy import and build, Trainer build, first batch from
   the DataLoader), each timed: :func:`phases_child`.
@@ -177,11 +178,16 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 # ------------------------------------------------------------------------------------------------ running
 def run_timed(cmd: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path | None = None,
-              timeout_s: float = 1800.0) -> tuple[float, int, list[tuple[float, str]]]:
+              timeout_s: float = 1800.0, usage: dict[str, Any] | None = None
+              ) -> tuple[float, int, list[tuple[float, str]]]:
     """Run ``cmd`` with stdout and stderr merged, stamping each line with the seconds since ``Popen``.
 
+    Args:
+        usage: when given, receives ``max_rss_mib``: the peak resident memory of the command's own process (MiB,
+            from ``wait4``; its DataLoader workers are not included), where the platform reports it.
     Returns:
-        ``(wall seconds, return code, [(seconds, line), ...])``; the lines are also written to ``log_path``.
+        ``(wall seconds, return code, [(seconds, line), ...])``; the lines are also written to ``log_path``. A
+        command killed by a signal returns its negative number (-9: SIGKILL, e.g. the out-of-memory killer).
     Raises:
         subprocess.TimeoutExpired: the command ran longer than ``timeout_s`` (it is killed first).
     """
@@ -196,7 +202,13 @@ def run_timed(cmd: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path
             proc.kill()
             proc.wait()
             raise subprocess.TimeoutExpired(list(cmd), timeout_s)
-    rc = proc.wait()
+    if hasattr(os, "wait4"):
+        _, status, rusage = os.wait4(proc.pid, 0)
+        proc.returncode = rc = os.waitstatus_to_exitcode(status)
+        if usage is not None:  # ru_maxrss is in KiB on Linux
+            usage["max_rss_mib"] = round(rusage.ru_maxrss / 1024, 1)
+    else:
+        rc = proc.wait()
     wall = time.perf_counter() - t0
     if log_path is not None:
         log_path.write_text("".join(f"{t:9.3f} {line}\n" for t, line in lines))
@@ -240,14 +252,16 @@ def measure_train(tool: str, args: argparse.Namespace, work: Path, index: int) -
         cmd, cwd, marks, spec = robolearn_train_cmd(args, out_dir), REPO, ROBOLEARN_MARKS, ROBOLEARN_PHASES
     else:
         cmd, cwd, marks, spec = lerobot_train_cmd(args, out_dir), work, LEROBOT_MARKS, LEROBOT_PHASES
-    wall, rc, lines = run_timed(cmd, cwd, child_env(), log_path)
+    usage: dict[str, Any] = {}
+    wall, rc, lines = run_timed(cmd, cwd, child_env(), log_path, usage=usage)
     text = "\n".join(line for _, line in lines)
     if rc != 0:
         raise RuntimeError(f"{tool} training exited with {rc}; log: {log_path}\n{text[-3000:]}")
     stamps = {k: round(v, 3) for k, v in stamp_marks(lines, marks).items()}
     record: dict[str, Any] = {"wall_s": round(wall, 3), "training_start_s": None,
                               "first_step_s": stamps.get("first_step"), "marks_s": stamps,
-                              "phases_s": phases(stamps, spec, wall), "disk": disk_usage(out_dir)}
+                              "phases_s": phases(stamps, spec, wall), "disk": disk_usage(out_dir),
+                              "max_rss_mib": usage.get("max_rss_mib")}
     if tool == "robolearn":
         # on_train_start (DataLoaders built, before the first batch), in the process's own clock (its start is
         # within milliseconds of Popen)
@@ -412,7 +426,7 @@ def main() -> None:
             r = measure_train(tool, args, work, i)
             runs[tool].append(r)
             print(f"train {tool}: wall {r['wall_s']:.1f} s, training start at {r['training_start_s']} s, first step "
-                  f"at {r['first_step_s']} s, "
+                  f"at {r['first_step_s']} s, peak RSS {r['max_rss_mib']} MiB, "
                   f"{r['disk']['bytes'] / 1e9:.2f} GB in {r['disk']['files']} files", flush=True)
 
     def train_summary(tool: str) -> dict[str, Any]:
@@ -424,7 +438,8 @@ def main() -> None:
                 "first_step_s": summary([r["first_step_s"] for r in rs]),
                 "phases_s_median": {n: summary([r["phases_s"][n] for r in rs])["median"] for n in phase_names},
                 "disk_bytes": summary([r["disk"]["bytes"] for r in rs]),
-                "disk_files": summary([r["disk"]["files"] for r in rs])}
+                "disk_files": summary([r["disk"]["files"] for r in rs]),
+                "max_rss_mib": summary([r["max_rss_mib"] for r in rs])}
 
     train_results = {t: train_summary(t) for t in tools}
     rl, lr = train_results["robolearn"], train_results["lerobot"]

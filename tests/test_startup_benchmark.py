@@ -33,8 +33,8 @@ INFO 2026-12-07 01:02:50 ot_train.py:402 Creating optimizer and scheduler
 INFO 2026-12-07 01:02:50 ot_train.py:448 num_total_params=262709026 (263M)
 Training:   0%|          | 0/6 [00:00<?, ?step/s]INFO 2026-12-07 01:02:50 ot_train.py:597 Start offline training on a \
 fixed dataset, with effective batch size: 8
-Training:  17%|█▋        | 1/6 [01:48<09:00, 108.04s/step]INFO 2026-12-07 01:04:38 ot_train.py:641 step:1 smpl:8 \
-ep:0 epch:0.02 loss:1.247 grdn:21.539 lr:2.0e-07 updt_s:72.326 data_s:35.713 smp/s:0
+Training:  17%|█▋        | 1/6 [01:48<09:00, 108.04s/step]INFO 2026-12-07 01:04:38 ot_train.py:641 step:1 \
+smpl:8 ep:0 epch:0.02 loss:1.247 grdn:21.539 lr:2.0e-07 updt_s:72.326 data_s:35.713 smp/s:0
 Training:  33%|███▎      | 2/6 [02:34<04:47, 71.79s/step] INFO 2026-12-07 01:05:24 ot_train.py:641 step:2 smpl:16 \
 ep:0 epch:0.03 loss:0.996
 INFO 2026-12-07 01:08:23 ot_train.py:641 step:11 smpl:88 ep:0
@@ -112,9 +112,14 @@ def test_disk_usage_counts_links_as_links(bench, tmp_path: Path):
 
 def test_run_timed_stamps_lines_in_order(bench, tmp_path: Path):
     log = tmp_path / "out.log"
+    usage: dict = {}
     wall, rc, lines = bench.run_timed([sys.executable, "-c", "print('a'); import sys; print('b', file=sys.stderr)"],
-                                      tmp_path, bench.child_env(), log)
+                                      tmp_path, bench.child_env(), log, usage=usage)
     assert rc == 0 and [line for _, line in lines] == ["a", "b"]
+    assert usage["max_rss_mib"] > 1 if sys.platform == "linux" else True
+    _, rc, _ = bench.run_timed([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+                               tmp_path, bench.child_env())
+    assert rc == -9
     assert 0 <= lines[0][0] <= lines[1][0] <= wall and log.read_text().split()[1::2] == ["a", "b"]
 
 

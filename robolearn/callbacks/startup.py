@@ -9,8 +9,8 @@ user waits for before anything is learned; lerobot's ``lerobot-train`` shows it 
 Both times are seconds since the operating system started the process (so they include the interpreter's start
 and every import), read from ``/proc`` on Linux (10 ms resolution,
 :func:`~robolearn.utils.process_time.process_age_s`). Where ``/proc`` is not available they are counted from the
-moment the callback was constructed instead, and the line says so (``callback construction started``). ``benchmarks/startup.py``
-reads this line to compare ``python train.py`` with ``lerobot-train``.
+moment the callback was constructed instead, and the line says so (``callback construction started``).
+``benchmarks/startup.py`` reads this line to compare ``python train.py`` with ``lerobot-train``.
 """
 
 from __future__ import annotations
