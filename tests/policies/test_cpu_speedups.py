@@ -136,14 +136,22 @@ def test_diffusion_conv1d_inference_equals_conv1d(kernel, stride, padding, lengt
     assert set(conv.state_dict()) == {"weight", "bias"}
 
 
-def test_diffusion_unet_inference_matches_the_conv_path():
-    from robolearn.policies.diffusion.model import ConditionalUnet1D
+def test_diffusion_unet_matches_the_conv_path_forward_and_backward(monkeypatch):
+    from robolearn.policies.diffusion import model
 
     torch.manual_seed(0)
-    unet = ConditionalUnet1D(4, 12, down_dims=(16, 32, 64)).eval()
+    unet = model.ConditionalUnet1D(4, 12, down_dims=(16, 32, 64))
     x, t, g = torch.randn(3, 8, 4), torch.tensor([1, 50, 99]), torch.randn(3, 12)
-    with torch.no_grad():
-        fast = unet(x, t, g)
-    with torch.enable_grad():  # autograd on: nn.Conv1d's own forward
-        plain = unet(x, t, g).detach()
+
+    def run():
+        unet.zero_grad()
+        out = unet(x, t, g)
+        out.square().mean().backward()
+        return out.detach(), {n: p.grad.clone() for n, p in unet.named_parameters()}
+
+    fast, fast_grads = run()
+    monkeypatch.setattr(model.Conv1d, "forward", torch.nn.Conv1d.forward)  # PyTorch's convolution
+    plain, plain_grads = run()
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, atol=1e-5, rtol=1e-4)
