@@ -188,6 +188,23 @@ def _startup(d: dict[str, Any]) -> tuple[str, str]:
             f"{s['help_repeats']} and {s['train_repeats']} alternated runs)")
 
 
+def _train_step_vs_lerobot(d: dict[str, Any]) -> tuple[str, str]:
+    """benchmarks/train_step_vs_lerobot.py (not in :data:`ROWS` until its results file is committed): per case, the
+    robolearn/lerobot ratio of the training step and of ``select_action`` with an empty queue, at each thread count."""
+    rows = d["results"]
+    threads = sorted({r["threads"] for r in rows})
+    parts = []
+    for case in dict.fromkeys(r["case"] for r in rows):
+        cells = []
+        for metric, name in (("train_step", "train step"), ("select_action_chunk", "new chunk")):
+            got = [r for r in rows if r["case"] == case and r["metric"] == metric and r["ratio"] is not None]
+            if got:
+                cells.append(f"{name} " + " / ".join(f"×{r['ratio']:.2f}" for r in sorted(got, key=lambda r: r["threads"])))
+        parts.append(f"{case}: " + ", ".join(cells))
+    return (f"`train_step_vs_lerobot.py` (robolearn / lerobot time, equal config, batch {d['batch_size']} training, "
+            f"batch 1 inference; {' / '.join(map(str, threads))} threads)", "; ".join(parts))
+
+
 #: results file stem -> formatter ``(results dict) -> (benchmark cell, result cell)``, in table order.
 ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "main_job": _main_job,
