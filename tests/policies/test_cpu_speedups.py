@@ -155,3 +155,21 @@ def test_diffusion_unet_matches_the_conv_path_forward_and_backward(monkeypatch):
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
     for name, grad in plain_grads.items():
         torch.testing.assert_close(fast_grads[name], grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_act_encoder_first_outputs_only_equal_the_full_encoder(pre_norm):
+    from robolearn.policies.act.model import ACTEncoder
+
+    torch.manual_seed(0)
+    encoder = ACTEncoder(3, 32, 4, 64, 0.0, "relu", pre_norm)
+    x, pos = torch.randn(20, 3, 32, requires_grad=True), torch.randn(20, 1, 32)
+    mask = torch.zeros(3, 20, dtype=torch.bool)
+    mask[1, 15:] = True
+    full = encoder(x, pos, mask)[:1]
+    (grad_full,) = torch.autograd.grad(full.square().sum(), x)
+    part = encoder(x, pos, mask, n_outputs=1)
+    (grad_part,) = torch.autograd.grad(part.square().sum(), x)
+    assert part.shape == (1, 3, 32)
+    torch.testing.assert_close(part, full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad_part, grad_full, atol=1e-5, rtol=1e-5)

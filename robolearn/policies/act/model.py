@@ -91,11 +91,16 @@ class ACTEncoderLayer(nn.Module):
         self.activation = _activation(activation)
         self.pre_norm = pre_norm
 
-    def forward(self, x: Tensor, pos_embed: Tensor | None = None, key_padding_mask: Tensor | None = None) -> Tensor:
-        skip = x
+    def forward(self, x: Tensor, pos_embed: Tensor | None = None, key_padding_mask: Tensor | None = None,
+                n_queries: int | None = None) -> Tensor:
+        """``x`` ``(S, B, D)`` -> ``(S, B, D)``, or only the first ``n_queries`` output positions ``(n_queries, B, D)``:
+        every position still attends to all ``S`` keys, and the rest of the layer is per position, so those rows are
+        what the full layer computes for them (up to float rounding)."""
+        skip = x if n_queries is None else x[:n_queries]
         if self.pre_norm:
             x = self.norm1(x)
-        q = k = _with_pos(x, pos_embed)
+        k = _with_pos(x, pos_embed)
+        q = k if n_queries is None else k[:n_queries]
         x = self.self_attn(q, k, value=x, key_padding_mask=key_padding_mask, need_weights=False)[0]
         x = skip + self.dropout1(x)
         if self.pre_norm:
@@ -121,9 +126,16 @@ class ACTEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(dim_model) if pre_norm else nn.Identity()
 
-    def forward(self, x: Tensor, pos_embed: Tensor | None = None, key_padding_mask: Tensor | None = None) -> Tensor:
-        for layer in self.layers:
-            x = layer(x, pos_embed=pos_embed, key_padding_mask=key_padding_mask)
+    def forward(self, x: Tensor, pos_embed: Tensor | None = None, key_padding_mask: Tensor | None = None,
+                n_outputs: int | None = None) -> Tensor:
+        """``(S, B, D) -> (S, B, D)``; with ``n_outputs`` only the first ``n_outputs`` positions ``(n_outputs, B, D)``,
+        the last layer computing just those queries (the VAE encoder needs the class token alone: it skips the last
+        layer's queries, feed-forward and norms for the other ``S - 1`` positions)."""
+        for i, layer in enumerate(self.layers):
+            last = i == len(self.layers) - 1
+            x = layer(x, pos_embed=pos_embed, key_padding_mask=key_padding_mask, n_queries=n_outputs if last else None)
+        if n_outputs is not None and not self.layers:
+            x = x[:n_outputs]
         return self.norm(x)
 
 
@@ -329,7 +341,7 @@ class ACT(nn.Module):
             action_is_pad = torch.zeros(b, actions.shape[1], dtype=torch.bool, device=x.device)
         mask = torch.cat([pad, action_is_pad.bool()], dim=1)
         pos = self.vae_encoder_pos_enc.clone().detach().permute(1, 0, 2)  # (S, 1, D)
-        out = self.vae_encoder(x.permute(1, 0, 2), pos_embed=pos, key_padding_mask=mask)[0]  # cls token (B, D)
+        out = self.vae_encoder(x.permute(1, 0, 2), pos_embed=pos, key_padding_mask=mask, n_outputs=1)[0]  # cls (B, D)
         params = self.vae_encoder_latent_output_proj(out)
         return params[:, : self.latent_dim], params[:, self.latent_dim :]
 
