@@ -34,6 +34,9 @@ different torch versions (both are recorded).
     python benchmarks/train_step_vs_lerobot.py [--lerobot-python /work/lerobot_venv/bin/python] [--threads 1 2]
         [--cases act diffusion diffusion_h64] [--metrics train_step ...] [--train-steps 8] [--warmup 2] [--rounds 2] [--allow-dirty]
 
+The lerobot venv needs ``lerobot[diffusion]`` (``diffusers``) for the Diffusion cases. Expected wall time with the
+defaults on an idle 2-core CPU: about 10-15 min (Diffusion's 100-step chunks dominate).
+
 Memory: Diffusion holds about 4.5 GB per side while training (263 M parameters, gradients, Adam state), and both
 sides are alive at once; the optimizer state is freed before the inference metrics.
 
