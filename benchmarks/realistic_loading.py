@@ -23,8 +23,9 @@ worker: peak resident set (``VmHWM``; a forked worker's counts the pages it shar
 timed batches, private and PSS MiB from ``smaps_rollup``. Every measurement runs in a fresh process: robolearn's
 (:class:`~robolearn.datamodules.lerobot.LeRobotDataModule`, PyAV) in this interpreter, lerobot's
 (``LeRobotDataset`` + torch ``DataLoader``, ``video_backend="pyav"``) through ``benchmarks/lerobot_probe_loading.py``
-in the side venv given by ``--lerobot-python`` (it needs ``lerobot[dataset]==0.6.1``; without it the file records
-why lerobot was not measured). Both set ``torch.set_num_threads(1)`` and return camera frames as float32 in [0, 1]
+in the side venv given by ``--lerobot-python`` (it needs ``lerobot[dataset]==0.6.1``, or at least that extra's
+``datasets pandas pyarrow "av>=15,<16" jsonlines``; torchcodec is not used; without them the file records why lerobot
+was not measured). Both set ``torch.set_num_threads(1)`` and return camera frames as float32 in [0, 1]
 (their default; ``--uint8``: both uint8, which takes the float conversion and 4x larger batches out of the time).
 The raw decode limit is PyAV decoding each camera's first MP4 sequentially (frames/s with RGB conversion,
 single-threaded and with PyAV's default threading).
