@@ -27,6 +27,25 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 log = logging.getLogger(__name__)
 
 
+def last_checkpoint_path(trainer: L.Trainer, dirpath: Path | None = None) -> Path | None:
+    """``<dirpath>/last.ckpt``, else ``last.ckpt`` in the trainer's ``ModelCheckpoint`` folder; None without either."""
+    if dirpath is not None:
+        return Path(dirpath) / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+        return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+    return None
+
+
+def save_last_atomically(trainer: L.Trainer, path: Path) -> None:
+    """Write the full training state to ``path`` through a temporary file and a rename (a crash mid-write leaves
+    the previous file, or the symbolic link ``save_last: link`` made, intact). Every rank must call it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(tmp)  # every rank takes part; rank 0 writes
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+
+
 class PreemptionCheckpoint(L.Callback):
     """On SIGTERM (via Lightning's ``SIGTERMException``), save the training state to the ``ModelCheckpoint``'s
     ``last.ckpt`` atomically.
@@ -42,12 +61,7 @@ class PreemptionCheckpoint(L.Callback):
         self.saved_step: int | None = None
 
     def _last_path(self, trainer: L.Trainer) -> Path | None:
-        if self.dirpath is not None:
-            return self.dirpath / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}"
-        callback = trainer.checkpoint_callback
-        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
-            return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
-        return None
+        return last_checkpoint_path(trainer, self.dirpath)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):
@@ -65,10 +79,7 @@ class PreemptionCheckpoint(L.Callback):
         if path is None:
             log.warning("SIGTERM at step %d: no checkpoint folder, nothing saved", trainer.global_step)
             return
-        tmp = path.with_name(f".{path.name}.preempt.tmp")
-        trainer.save_checkpoint(tmp)  # every rank takes part; rank 0 writes
-        if trainer.is_global_zero:
-            os.replace(tmp, path)
+        save_last_atomically(trainer, path)
         self.saved_step = trainer.global_step
         log.warning("SIGTERM: saved the training state at step %d to %s; the requeued job resumes there",
                     trainer.global_step, path)

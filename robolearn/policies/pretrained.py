@@ -101,6 +101,23 @@ def merged_lora_export(policy: PolicyModule, config: dict[str, Any]) -> tuple[di
     return merged_lora_state_dict(policy), config
 
 
+def _owning_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` on the CPU, each tensor contiguous and the sole owner of its storage (what safetensors writes).
+
+    Only tensors that need it are copied: views into a larger storage and tensors sharing a storage (tied weights);
+    a plain parameter is written from its own memory, so exporting a model does not hold a second copy of it.
+    """
+    out, seen = {}, set()
+    for k, v in state.items():
+        t = v.detach().cpu().contiguous()
+        storage = t.untyped_storage()
+        if storage.data_ptr() in seen or storage.nbytes() != t.nbytes or t.storage_offset() != 0:
+            t = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+        out[k] = t
+    return out
+
+
 def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: Mapping[str, Any] | None = None,
                     provenance: Mapping[str, Any] | None = None, lora: str = "adapters") -> Path:
     """Write ``config.yaml``, ``model.safetensors``, ``stats.json`` (and ``provenance.json``) into ``directory``,
@@ -139,7 +156,7 @@ def save_pretrained(policy: PolicyModule, directory: str | os.PathLike, config: 
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
         OmegaConf.save(OmegaConf.create(exported), tmp / CONFIG_NAME)
-        state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+        state = _owning_tensors(state)
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "robolearn_policy": type(policy).__name__})
         with open(tmp / STATS_NAME, "w") as fh:
             json.dump(policy.normalizer.stats_dict(), fh, indent=2)

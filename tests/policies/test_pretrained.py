@@ -95,3 +95,24 @@ def test_export_callback_with_ema(tmp_path):
     (ema_state,) = [v for k, v in state.items() if k.startswith("EMA")]
     assert ema_state["num_updates"] == 3
     assert (tmp_path / "pretrained_model").is_dir()
+
+
+def test_export_copies_only_tensors_that_share_or_view_a_storage(tmp_path):
+    """Plain parameters are written from their own memory; tied weights and views are copied so safetensors can
+    write them, and every value round-trips."""
+    from safetensors.torch import load_file, save_file
+
+    from robolearn.policies.pretrained import _owning_tensors
+
+    plain = torch.randn(4, 3)
+    fused = torch.randn(6, 3)
+    state = {"plain": plain, "tied_a": plain, "view": fused[2:4], "fused": fused, "t": torch.randn(3, 2).t()}
+    owned = _owning_tensors(state)
+    assert owned["plain"].data_ptr() == plain.data_ptr()  # no copy
+    assert owned["tied_a"].data_ptr() != plain.data_ptr()
+    assert owned["view"].untyped_storage().nbytes() == owned["view"].nbytes
+    assert owned["t"].is_contiguous()
+    save_file(owned, str(tmp_path / "w.safetensors"))
+    back = load_file(str(tmp_path / "w.safetensors"))
+    for k, v in state.items():
+        assert torch.equal(back[k], v), k
