@@ -205,6 +205,34 @@ def _train_step_vs_lerobot(d: dict[str, Any]) -> tuple[str, str]:
             f"batch 1 inference; {' / '.join(map(str, threads))} threads)", "; ".join(parts))
 
 
+def _realistic_loading(d: dict[str, Any]) -> tuple[str, str]:
+    """benchmarks/realistic_loading.py (not in :data:`ROWS` until its results file is committed): per dataset, the
+    robolearn/lerobot samples/s ratio at each worker count and the largest worker's peak RSS of both at the most
+    workers measured."""
+    names = {"av1": "AV1", "h264": "H.264", "pusht": "PushT"}
+    parts = []
+    for name, ds in d["datasets"].items():
+        rows = sorted((r for r in d["rows"] if r["dataset"] == name), key=lambda r: r["num_workers"])
+        if not rows:
+            continue
+        ratios = " / ".join("–" if r["ratio_robolearn_to_lerobot"] is None
+                            else f"×{r['ratio_robolearn_to_lerobot']:.2f}" for r in rows)
+        workers = "/".join(str(r["num_workers"]) for r in rows)
+        last = rows[-1]
+        mem = ""
+        if last["robolearn_peak_rss_worker_mib"] is not None and last["lerobot_peak_rss_worker_mib"] is not None:
+            mem = (f", worker peak RSS {_n(last['robolearn_peak_rss_worker_mib'])} vs "
+                   f"{_n(last['lerobot_peak_rss_worker_mib'])} MiB at {last['num_workers']} workers")
+        parts.append(f"{names.get(name, name)}: {ratios} ({workers} workers; "
+                     f"{_n(rows[0]['robolearn_samples_per_s'], 1)} vs {_n(rows[0]['lerobot_samples_per_s'] or 0, 1)} "
+                     f"samples/s at {rows[0]['num_workers']}){mem}")
+    av1 = d["datasets"].get("av1", {})
+    size = f"{av1['episodes']} × {av1['seconds_per_episode']:g} s, 2 cameras {av1['image'][1]}×{av1['image'][0]}; " \
+        if "episodes" in av1 else ""
+    return (f"`realistic_loading.py` (robolearn / lerobot 0.6.1 samples/s, {size}batch 32, 2-frame camera and "
+            f"{d['settings']['windows']['action'].split()[0]}-step action windows)", "; ".join(parts))
+
+
 #: results file stem -> formatter ``(results dict) -> (benchmark cell, result cell)``, in table order.
 ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "main_job": _main_job,

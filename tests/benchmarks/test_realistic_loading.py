@@ -106,6 +106,12 @@ def test_quick_run_robolearn_only(tmp_path):
     assert row["lerobot_samples_per_s"] is None and row["ratio_robolearn_to_lerobot"] is None
     [run] = rec["runs"]["av1/workers_0/robolearn"]
     assert run["image_batch_shape"] == [32, 2, 3, 48, 64] and run["action_batch_shape"] == [32, 50, 6]
+    # the README row formatter reads this file (a ratio without lerobot is a dash)
+    spec = importlib.util.spec_from_file_location("_bench_readme_table", REPO / "benchmarks" / "readme_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    bench_cell, result_cell = table._realistic_loading(rec)
+    assert "2 × 1 s, 2 cameras 64×48" in bench_cell and result_cell.startswith("AV1: – (0 workers;")
 
 
 @pytest.mark.timeout(300)
