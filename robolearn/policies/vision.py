@@ -55,7 +55,9 @@ class ChannelsLastInference:
     parameters keep their layout (optimizer state, checkpoints and ``safetensors`` files are unchanged); this object
     holds an NHWC copy, rebuilt whenever a parameter or buffer changed (new storage or in-place update: the key is each
     tensor's ``data_ptr`` and version counter). Outputs equal the plain forward up to float rounding (about 1e-7
-    relative).
+    relative). A fused optimizer step on the CPU updates weights without bumping their version counters: the owner
+    must call :meth:`clear` when weights may have changed that way (the ACT model does on every ``train()``/``eval()``
+    switch, which Lightning makes around validation and at the end of fitting).
 
     Call ``runner(module, x)`` with ``x`` ``(B, C, H, W)``; it returns ``module(x)`` (channels-last memory format).
     Use it only under ``torch.no_grad``/``inference_mode`` (the copy is detached).
@@ -76,6 +78,11 @@ class ChannelsLastInference:
                              else t.detach() for name, t in named.items()}
             self._key = key
         return functional_call(module, self._tensors, (x.contiguous(memory_format=torch.channels_last),))
+
+    def clear(self) -> None:
+        """Drop the copy (the next call rebuilds it). Needed after an in-place update that leaves version counters
+        alone, e.g. a fused optimizer step on the CPU (``torch.optim.AdamW(fused=True)``)."""
+        self._key, self._tensors = None, {}
 
     def __getstate__(self) -> dict:  # the copy is a cache: deepcopy/pickle start without it
         return {"_key": None, "_tensors": {}}

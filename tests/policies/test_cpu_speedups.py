@@ -173,3 +173,23 @@ def test_act_encoder_first_outputs_only_equal_the_full_encoder(pre_norm):
     assert part.shape == (1, 3, 32)
     torch.testing.assert_close(part, full, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(grad_part, grad_full, atol=1e-5, rtol=1e-5)
+
+
+def test_act_caches_follow_a_fused_optimizer_step():
+    """A fused AdamW step on the CPU leaves version counters alone; the mode switch around it drops the caches
+    (the regression: a policy trained with Lightning answered with its validation-time weights)."""
+    policy = _act().eval()
+    obs = _obs()
+    policy.predict_action_chunk(obs)  # caches built, as in a validation rollout
+    policy.train()
+    opt = policy.default_optimizer([{"params": [p for p in policy.parameters() if p.requires_grad]}])
+    assert opt.param_groups[0]["fused"] is True
+    versions = [p._version for p in policy.parameters()]
+    batch = {**_obs(2), "action": torch.randn(2, 8, 3), "action_is_pad": torch.zeros(2, 8, dtype=torch.bool)}
+    for _ in range(2):
+        opt.zero_grad()
+        policy(batch)[0].backward()
+        opt.step()
+    assert [p._version for p in policy.parameters()] == versions  # why the version key alone is not enough
+    policy.eval()
+    torch.testing.assert_close(policy.predict_action_chunk(obs), _plain_chunk(policy, obs), atol=1e-5, rtol=1e-5)

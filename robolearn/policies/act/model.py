@@ -318,6 +318,16 @@ class ACT(nn.Module):
             self._first_self_attention_cache = cache
         return cache[1].expand(-1, batch_size, -1)
 
+    def train(self, mode: bool = True) -> "ACT":
+        """Set train/eval mode and drop the inference caches (the backbone's channels-last copy and the first decoder
+        self-attention): a fused optimizer step on the CPU changes weights without bumping the version counters the
+        caches are keyed by, so every mode switch (Lightning makes one around validation and at the end of fitting,
+        ``policy.eval()`` before deployment) starts from the current weights."""
+        self.__dict__.pop("_first_self_attention_cache", None)
+        if getattr(self, "_backbone_nhwc", None) is not None:
+            self._backbone_nhwc.clear()
+        return super().train(mode)
+
     def __getstate__(self) -> dict:  # the decoder cache is not part of the module's state (deepcopy, pickle)
         state = super().__getstate__()
         state.pop("_first_self_attention_cache", None)
