@@ -151,8 +151,8 @@ def _saved_episodes(root: Path) -> int | None:
 def estimate_generation_s(vcodec: str, height: int, width: int, fps: int, frames_per_camera: int,
                           probe_frames: int = 30) -> dict:
     """Time the encode of ``probe_frames`` frames of one camera with ``vcodec`` at ``height`` x ``width`` and
-    extrapolate to 2 cameras x ``frames_per_camera`` frames (seconds; the writer encodes both cameras in parallel
-    threads, so on free cores it is faster, on busy ones about this).
+    extrapolate to 2 cameras x ``frames_per_camera`` frames (seconds; the cameras are encoded one after the other,
+    as :func:`generate` does).
 
     Returns:
         ``{"probe_frames_per_s": float, "estimated_s": float}``.
@@ -175,6 +175,10 @@ def generate(root: Path, vcodec: str, episodes: int, seconds: float, height: int
         root: dataset folder; a complete one (``episodes`` saved) is reused as is, a partial one is resumed.
         vcodec: ``"libsvtav1"`` or ``"libx264"`` (lerobot's GOP 2, CRF 30, yuv420p; preset 12 for SVT-AV1).
         episodes, seconds, height, width, fps: size of the dataset (``round(seconds * fps)`` frames an episode).
+
+    Each episode is encoded inside ``save_episode``, one camera after the other (``streaming_encoding=False``): with
+    two SVT-AV1 encoders running at once in background threads (``streaming_encoding=True``) a 640x480 generation hung
+    in its 4th episode on 2 busy cores, every encoder thread waiting in ``svt_av1_enc_send_picture``.
 
     Returns:
         ``{"reused": bool, "episodes_written": int, "generated_in_s": float}``.
@@ -201,9 +205,9 @@ def generate(root: Path, vcodec: str, episodes: int, seconds: float, height: int
     if have is None:
         root.parent.mkdir(parents=True, exist_ok=True)
         writer = LeRobotDatasetWriter.create("bench/realistic", fps, features, root, robot_type="synthetic_6dof",
-                                             vcodec=vcodec, streaming_encoding=True)
+                                             vcodec=vcodec, streaming_encoding=False)
     else:
-        writer = LeRobotDatasetWriter.resume(root, repo_id="bench/realistic", vcodec=vcodec, streaming_encoding=True,
+        writer = LeRobotDatasetWriter.resume(root, repo_id="bench/realistic", vcodec=vcodec, streaming_encoding=False,
                                              repair=True)
         if writer.vcodec != vcodec:
             raise ValueError(f"{root} is encoded with {writer.vcodec}, not {vcodec}")
