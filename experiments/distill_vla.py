@@ -444,6 +444,8 @@ def write_table(args: argparse.Namespace, rows: Sequence[dict[str, Any]], record
     for arm in ARMS:
         r = by[arm]
         prov = f"UNVERIFIED ({r['unverified']} run)" if r["unverified"] else "checked"
+        if arm == "teacher" and args.teacher is not None:
+            prov = "given export: its training is not checked here"
         lines.append(f"| {arm} | {what[arm]} | {r['parameters']:,} | {r['pc_success']:.0f} ({r['ci95_low']:.0f}–"
                      f"{r['ci95_high']:.0f}) [{r['successes']}/{r['episodes']}] | {r['latency_p50_ms']:.1f} | "
                      f"{r['n_action_steps']} | {prov} |")
