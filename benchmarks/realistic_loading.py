@@ -14,7 +14,8 @@ The datasets (issue 21, "Speed at realistic scale"):
 The generated datasets go under ``--work-dir`` (default ``data/bench_realistic/``, git-ignored), one folder per
 codec and size, and are reused when complete (an interrupted generation resumes after its last saved episode; the
 frames are a function of (episode, frame, camera), so the result is the same). Generation prints an estimate from a
-short timed encode first; on 2 busy cores expect roughly an hour for both codecs at full size.
+short timed encode first; on 2 busy cores about 10 min for AV1 and 5 for H.264 at full size, but see
+:func:`generate` for an SVT-AV1 hang seen there (restart to resume).
 
 Measurements, per dataset and ``--workers`` (0, 2, 4), each ``--repeats`` times alternating which library goes
 first: samples/s of batch 32, shuffled, a 2-frame window on every camera (delta indices [-1, 0]) and a 50-step
@@ -176,9 +177,11 @@ def generate(root: Path, vcodec: str, episodes: int, seconds: float, height: int
         vcodec: ``"libsvtav1"`` or ``"libx264"`` (lerobot's GOP 2, CRF 30, yuv420p; preset 12 for SVT-AV1).
         episodes, seconds, height, width, fps: size of the dataset (``round(seconds * fps)`` frames an episode).
 
-    Each episode is encoded inside ``save_episode``, one camera after the other (``streaming_encoding=False``): with
-    two SVT-AV1 encoders running at once in background threads (``streaming_encoding=True``) a 640x480 generation hung
-    in its 4th episode on 2 busy cores, every encoder thread waiting in ``svt_av1_enc_send_picture``.
+    Each episode is encoded inside ``save_episode``, one camera after the other (``streaming_encoding=False``).
+    Known problem: on 2 busy cores the full-size 640x480 AV1 generation hung twice inside SVT-AV1 (PyAV 18.1's
+    bundled libSvtAv1Enc 4.1.0: the encoding thread waiting in ``svt_av1_enc_send_picture``, every SVT thread idle),
+    in episode 4 with ``streaming_encoding=True`` and in episode 9 with one encoder at a time. Kill the run and start
+    it again: the dataset resumes after its last saved episode (stray temporary files are repaired).
 
     Returns:
         ``{"reused": bool, "episodes_written": int, "generated_in_s": float}``.
