@@ -123,9 +123,10 @@ def test_channels_last_inference_equals_the_module():
 
 
 @pytest.mark.parametrize("kernel, stride, padding, length", [(5, 1, 2, 16), (3, 2, 1, 16), (1, 1, 0, 8), (5, 1, 2, 3)])
-def test_diffusion_conv1d_inference_equals_conv1d(kernel, stride, padding, length):
+def test_diffusion_conv1d_inference_equals_conv1d(kernel, stride, padding, length, monkeypatch):
     from robolearn.policies.diffusion.model import Conv1d
 
+    monkeypatch.setattr(Conv1d, "unfold_min_columns", 0)  # the unfold form at these small sizes
     torch.manual_seed(0)
     conv = Conv1d(7, 9, kernel, stride=stride, padding=padding)
     x = torch.randn(2, 7, length)
@@ -139,6 +140,7 @@ def test_diffusion_conv1d_inference_equals_conv1d(kernel, stride, padding, lengt
 def test_diffusion_unet_matches_the_conv_path_forward_and_backward(monkeypatch):
     from robolearn.policies.diffusion import model
 
+    monkeypatch.setattr(model.Conv1d, "unfold_min_columns", 0)  # the unfold form at these small sizes
     torch.manual_seed(0)
     unet = model.ConditionalUnet1D(4, 12, down_dims=(16, 32, 64))
     x, t, g = torch.randn(3, 8, 4), torch.tensor([1, 50, 99]), torch.randn(3, 12)
@@ -193,3 +195,16 @@ def test_act_caches_follow_a_fused_optimizer_step():
     assert [p._version for p in policy.parameters()] == versions  # why the version key alone is not enough
     policy.eval()
     torch.testing.assert_close(policy.predict_action_chunk(obs), _plain_chunk(policy, obs), atol=1e-5, rtol=1e-5)
+
+
+def test_diffusion_conv1d_uses_the_unfold_form_only_where_it_pays(monkeypatch):
+    from robolearn.policies.diffusion import model
+
+    calls, linear = [], torch.nn.functional.linear
+    monkeypatch.setattr(model.F, "linear", lambda *a, **k: calls.append(1) or linear(*a, **k))
+    for channels, batch, unfold in ((64, 8, False), (64, 1, False), (128, 1, True), (128, 8, False), (1024, 8, True)):
+        calls.clear()
+        conv = model.Conv1d(channels, 4, 5, padding=2)
+        with torch.no_grad():
+            conv(torch.randn(batch, channels, 4))
+        assert bool(calls) is unfold, (channels, batch)
