@@ -158,7 +158,7 @@ def register_schemas(groups: Iterable[str] = ("policy", "dataset", "trainer"), c
     from robolearn.utils.resolvers import register_resolvers
 
     register_resolvers()
-    conf_dir = Path(conf_dir)
+    conf_dir, groups = Path(conf_dir), tuple(groups)
     targets = _group_targets(groups, conf_dir)
     cache_path = None
     if cache_dir is not False:
