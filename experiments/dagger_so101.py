@@ -225,19 +225,6 @@ def corrections_summary(args: argparse.Namespace) -> dict[str, Any]:
             **json.loads((folder / CORRECTIONS_DONE).read_text())}
 
 
-def demos_root_of(run: rep.TrainRun) -> str:
-    """The dataset root the weak run trained on (its ``provenance.jsonl``).
-
-    Raises:
-        RuntimeError: the run has no provenance naming its dataset."""
-    path = run.run_dir / "provenance.jsonl"
-    roots = [((json.loads(x).get("dataset") or {}).get("root")) for x in path.read_text().splitlines() if x.strip()] \
-        if path.is_file() else []
-    if not roots or not roots[-1]:
-        raise RuntimeError(f"{path}: no dataset root recorded; delete {run.run_dir} and rerun")
-    return roots[-1]
-
-
 def check_plan(args: argparse.Namespace) -> None:
     """Write ``<out>/plan.json`` (the parameters), or check that an existing one holds the same.
 
@@ -246,16 +233,7 @@ def check_plan(args: argparse.Namespace) -> None:
     keys = ("weak_steps", "finetune_steps", "episodes", "correction_episodes", "correction_seed", "threshold",
             "hold_steps", "seed", "smoke")
     params = {k: getattr(args, k) for k in keys}
-    path = args.out / "plan.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        diff = {k: (old.get(k), v) for k, v in params.items() if old.get(k) != v}
-        if diff:
-            raise RuntimeError(f"{args.out} holds a round with other parameters {diff} ((there, here)): pass "
-                               f"another --out, or delete the folder")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(params, indent=2) + "\n")
+    rep.check_plan_file(args.out, params, what="a round")
 
 
 def spec_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -327,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     weak_only, _ = plan_runs(args, None)
     weak = weak_only[0]
     print(rep.do_train(weak, args.accelerator, env, head), flush=True)
-    demos_root = demos_root_of(weak)
+    demos_root = rep.dataset_root_of(weak)
     runs, evals = plan_runs(args, demos_root)
     print(rep.do_eval(evals[0], args.accelerator, env), flush=True)
     print(do_corrections(args, weak, env, head), flush=True)

@@ -376,19 +376,6 @@ def do_latency(args: argparse.Namespace, models: dict[str, Path], root: str) -> 
     return out
 
 
-def demos_root_of(run: rep.TrainRun) -> str:
-    """The dataset root a run trained on (its ``provenance.jsonl``).
-
-    Raises:
-        RuntimeError: the run has no provenance naming its dataset."""
-    path = run.run_dir / "provenance.jsonl"
-    roots = [((json.loads(x).get("dataset") or {}).get("root")) for x in path.read_text().splitlines() if x.strip()] \
-        if path.is_file() else []
-    if not roots or not roots[-1]:
-        raise RuntimeError(f"{path}: no dataset root recorded; delete {run.run_dir} and rerun")
-    return roots[-1]
-
-
 def check_plan(args: argparse.Namespace) -> None:
     """Write ``<out>/plan.json`` (the parameters), or check that an existing one holds the same.
 
@@ -399,16 +386,7 @@ def check_plan(args: argparse.Namespace) -> None:
     params = {k: (str(getattr(args, k)) if isinstance(getattr(args, k), Path) else getattr(args, k)) for k in keys}
     if args.teacher is not None:
         params["teacher_steps"] = None
-    path = args.out / "plan.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        diff = {k: (old.get(k), v) for k, v in params.items() if old.get(k) != v}
-        if diff:
-            raise RuntimeError(f"{args.out} holds an experiment with other parameters {diff} ((there, here)): pass "
-                               f"another --out, or delete the folder")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(params, indent=2) + "\n")
+    rep.check_plan_file(args.out, params)
 
 
 def spec_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -495,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         else:
             print(f"{vlm_dir(args)}: written (skipped)", flush=True)
         print(rep.do_train(by_variant["teacher"], args.accelerator, env, head), flush=True)
-        demos_root = demos_root_of(by_variant["teacher"])
+        demos_root = rep.dataset_root_of(by_variant["teacher"])
     else:
         demos_root = None  # a given teacher: no demonstrations are used
     teacher = teacher_model(args, runs)

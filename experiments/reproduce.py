@@ -229,6 +229,38 @@ def _run(argv: list[str], log: Path, env: dict[str, str]) -> tuple[int, float]:
     return proc.returncode, round(time.perf_counter() - t0, 1)
 
 
+def dataset_root_of(run: TrainRun) -> str:
+    """The dataset root a finished run trained on (the last record of its ``provenance.jsonl``).
+
+    Raises:
+        RuntimeError: the run has no provenance naming its dataset."""
+    path = run.run_dir / "provenance.jsonl"
+    roots = [((json.loads(x).get("dataset") or {}).get("root")) for x in path.read_text().splitlines() if x.strip()] \
+        if path.is_file() else []
+    if not roots or not roots[-1]:
+        raise RuntimeError(f"{path}: no dataset root recorded; delete {run.run_dir} and rerun")
+    return roots[-1]
+
+
+def check_plan_file(out: Path, params: dict[str, Any], what: str = "an experiment") -> None:
+    """Write ``<out>/plan.json`` (an experiment's parameters, JSON values), or check that an existing one holds the
+    same, so a resumed one-command experiment never mixes runs made with other parameters.
+
+    Raises:
+        RuntimeError: ``out`` holds ``what`` ("an experiment", "a round") with other parameters (names them,
+            (there, here))."""
+    path = out / "plan.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = {k: (old.get(k), v) for k, v in params.items() if old.get(k) != v}
+        if diff:
+            raise RuntimeError(f"{out} holds {what} with other parameters {diff} ((there, here)): pass "
+                               f"another --out, or delete the folder")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(params, indent=2) + "\n")
+
+
 def train_command(run: TrainRun, accelerator: str) -> list[str]:
     """``train.py`` into ``run.run_dir``, continuing from its ``last.ckpt`` when one is there."""
     return [sys.executable, "train.py", *run.overrides, f"trainer.accelerator={accelerator}",
