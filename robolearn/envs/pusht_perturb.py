@@ -56,6 +56,8 @@ import shapely.geometry as sg
 from gym_pusht.envs.pusht import PushTEnv, pymunk_to_shapely
 from gym_pusht.envs.pymunk_override import DrawOptions
 
+from robolearn.envs.perturb_params import number, set_field, vector
+
 #: gym-pusht's env id and the id under which :class:`PerturbedPushTEnv` is registered (same time limit: 300 steps).
 PUSHT_ID = "gym_pusht/PushT-v0"
 PERTURBED_ID = "robolearn/PushTPerturbed-v0"
@@ -77,31 +79,8 @@ NOMINAL_BLOCK = tuple(pygame.Color("LightSlateGray"))[:3]
 
 _MAX_DRAWS = 10_000
 _RNG_KEYS = {"positions": 3, "distractors": 4}
-
-
-def _vector(name: str, value: Any, length: int, low: float | None = None, high: float | None = None) -> tuple:
-    try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {length} numbers, got {value!r}") from None
-    if arr.shape != (length,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be {length} finite numbers, got {value!r}")
-    if (low is not None and np.any(arr < low)) or (high is not None and np.any(arr > high)):
-        raise ValueError(f"{name} must lie in [{low}, {high}], got {value!r}")
-    return tuple(float(v) for v in arr)
-
-
-def _number(name: str, value: Any, low: float, high: float) -> float:
-    return _vector(name, [value] if np.isscalar(value) else value, 1, low, high)[0]
-
-
 def _rgb255(rgb: Sequence[float]) -> tuple[int, int, int]:
     return tuple(int(round(255 * c)) for c in rgb)  # type: ignore[return-value]
-
-
-def _set(obj: Any, name: str, value: Any) -> None:
-    object.__setattr__(obj, name, value)  # frozen dataclasses normalise their own fields in __post_init__
-
 
 class Perturbation:
     """Base class. A perturbation is a frozen dataclass; :class:`PerturbedPushTEnv` reads its fields."""
@@ -128,7 +107,7 @@ class Background(Perturbation):
     rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
-        _set(self, "rgb", _vector("background.rgb", self.rgb, 3, 0.0, 1.0))
+        set_field(self, "rgb", vector("background.rgb", self.rgb, 3, 0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -145,7 +124,7 @@ class GoalAppearance(Perturbation):
     rgb: tuple[float, float, float] = (144 / 255, 238 / 255, 144 / 255)
 
     def __post_init__(self) -> None:
-        _set(self, "rgb", _vector("goal.rgb", self.rgb, 3, 0.0, 1.0))
+        set_field(self, "rgb", vector("goal.rgb", self.rgb, 3, 0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -169,8 +148,8 @@ class BlockAppearance(Perturbation):
 
     def __post_init__(self) -> None:
         if self.rgb is not None:
-            _set(self, "rgb", _vector("block.rgb", self.rgb, 3, 0.0, 1.0))
-        _set(self, "scale", _number("block.scale", self.scale, *BLOCK_SCALE_RANGE))
+            set_field(self, "rgb", vector("block.rgb", self.rgb, 3, 0.0, 1.0))
+        set_field(self, "scale", number("block.scale", self.scale, *BLOCK_SCALE_RANGE))
 
 
 @dataclass(frozen=True)
@@ -192,8 +171,8 @@ class ImageAdjust(Perturbation):
     contrast: float = 1.0
 
     def __post_init__(self) -> None:
-        _set(self, "brightness", _number("image.brightness", self.brightness, 0.2, 2.0))
-        _set(self, "contrast", _number("image.contrast", self.contrast, 0.2, 2.0))
+        set_field(self, "brightness", number("image.brightness", self.brightness, 0.2, 2.0))
+        set_field(self, "contrast", number("image.contrast", self.contrast, 0.2, 2.0))
 
     def apply(self, img: np.ndarray) -> np.ndarray:
         """``img`` ``(H, W, 3)`` uint8 adjusted (a new uint8 array)."""
@@ -224,9 +203,9 @@ class ViewShift(Perturbation):
     zoom: float = 1.0
 
     def __post_init__(self) -> None:
-        _set(self, "translation", _vector("view.translation", self.translation, 2, -64.0, 64.0))
-        _set(self, "rotation", _number("view.rotation", self.rotation, -0.5, 0.5))
-        _set(self, "zoom", _number("view.zoom", self.zoom, 0.8, 1.25))
+        set_field(self, "translation", vector("view.translation", self.translation, 2, -64.0, 64.0))
+        set_field(self, "rotation", number("view.rotation", self.rotation, -0.5, 0.5))
+        set_field(self, "zoom", number("view.zoom", self.zoom, 0.8, 1.25))
 
     def matrix(self) -> np.ndarray:
         """The ``(2, 3)`` affine map from canvas pixels to shifted pixels (cv2's convention)."""
@@ -263,11 +242,11 @@ class Distractors(Perturbation):
     def __post_init__(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or not 1 <= self.count <= 16:
             raise ValueError(f"distractors.count must be an integer in [1, 16], got {self.count!r}")
-        _set(self, "count", int(self.count))
-        size = _vector("distractors.size", self.size, 2, 4.0, 48.0)
+        set_field(self, "count", int(self.count))
+        size = vector("distractors.size", self.size, 2, 4.0, 48.0)
         if size[0] > size[1]:
             raise ValueError(f"distractors.size must be (min, max) with min <= max, got {self.size!r}")
-        _set(self, "size", size)
+        set_field(self, "size", size)
 
     def sample(self, rng: np.random.Generator) -> list[tuple[str, list[tuple[int, int]] | tuple[int, int, int],
                                                               tuple[int, int, int]]]:
@@ -326,8 +305,8 @@ class HeldOutPoses(Perturbation):
     def __post_init__(self) -> None:
         if self.objects not in ("block", "agent", "both"):
             raise ValueError(f"positions.objects must be 'block', 'agent' or 'both', got {self.objects!r}")
-        _set(self, "wall_clearance", _number("positions.wall_clearance", self.wall_clearance, 31.0, 60.0))
-        _set(self, "agent_clearance", _number("positions.agent_clearance", self.agent_clearance, 2.0, 60.0))
+        set_field(self, "wall_clearance", number("positions.wall_clearance", self.wall_clearance, 31.0, 60.0))
+        set_field(self, "agent_clearance", number("positions.agent_clearance", self.agent_clearance, 2.0, 60.0))
 
     @staticmethod
     def _outside(rng: np.random.Generator, box, lo: float, hi: float) -> np.ndarray:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import mujoco
 import numpy as np
 
+from robolearn.envs.perturb_params import number, set_field, vector
 from robolearn.envs.so101 import CameraView
 
 if TYPE_CHECKING:
@@ -62,30 +63,6 @@ BLOCK_SIZE_SCALE_RANGE = (0.75, 1.05)
 _MAX_DRAWS = 10_000
 _POSITIONS_RNG_KEY = 3
 _DISTRACTORS_RNG_KEY = 4
-
-
-def _vector(name: str, value: Any, length: int, low: float | None = None, high: float | None = None) -> tuple:
-    try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {length} numbers, got {value!r}") from None
-    if arr.shape != (length,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be {length} finite numbers, got {value!r}")
-    if (low is not None and np.any(arr < low)) or (high is not None and np.any(arr > high)):
-        raise ValueError(f"{name} must lie in [{low}, {high}], got {value!r}")
-    return tuple(float(v) for v in arr)
-
-
-def _number(name: str, value: Any, low: float, high: float) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not (math.isfinite(x) and low <= x <= high):
-        raise ValueError(f"{name} must lie in [{low}, {high}], got {value!r}")
-    return x
-
-
 def _box(name: str, value: Any) -> tuple[tuple[float, float], tuple[float, float]]:
     lo_hi = np.asarray(value, dtype=np.float64) if not isinstance(value, np.ndarray) else value
     if lo_hi.shape != (2, 2) or not np.all(np.isfinite(lo_hi)) or np.any(lo_hi[0] >= lo_hi[1]):
@@ -96,11 +73,6 @@ def _box(name: str, value: Any) -> tuple[tuple[float, float], tuple[float, float
 def _inside(xy: np.ndarray, box) -> bool:
     (x0, y0), (x1, y1) = box
     return bool(x0 <= xy[0] <= x1 and y0 <= xy[1] <= y1)
-
-
-def _set(obj: Any, name: str, value: Any) -> None:
-    object.__setattr__(obj, name, value)  # frozen dataclasses normalise their own fields in __post_init__
-
 
 class Perturbation:
     """Base class: override the hooks a perturbation needs (all no-ops here)."""
@@ -153,10 +125,10 @@ class Lighting(Perturbation):
     max_tilt = 1.2  # radians from vertical (class constant, not a field)
 
     def __post_init__(self) -> None:
-        _set(self, "intensity", _number("lighting.intensity", self.intensity, 0.0, 4.0))
-        _set(self, "color", _vector("lighting.color", self.color, 3, 0.0, 1.0))
+        set_field(self, "intensity", number("lighting.intensity", self.intensity, 0.0, 4.0))
+        set_field(self, "color", vector("lighting.color", self.color, 3, 0.0, 1.0))
         if self.direction is not None:
-            d = np.asarray(_vector("lighting.direction", self.direction, 3))
+            d = np.asarray(vector("lighting.direction", self.direction, 3))
             norm = np.linalg.norm(d)
             if norm < 1e-9 or d[2] >= 0:
                 raise ValueError(f"lighting.direction must point down (z < 0), got {self.direction!r}")
@@ -164,7 +136,7 @@ class Lighting(Perturbation):
             if math.acos(-d[2]) > self.max_tilt:
                 raise ValueError(f"lighting.direction must be within {self.max_tilt} rad of vertical, got "
                                  f"{self.direction!r} ({math.acos(-d[2]):.2f} rad)")
-            _set(self, "direction", tuple(float(v) for v in d))
+            set_field(self, "direction", tuple(float(v) for v in d))
 
     def apply_model(self, sim: "SO101PickPlaceSim") -> None:
         model = sim.unwrapped.model
@@ -208,9 +180,9 @@ class CameraShift(Perturbation):
     pitch: float = 0.0
 
     def __post_init__(self) -> None:
-        _set(self, "translation", _vector("camera.translation", self.translation, 3, -0.1, 0.1))
-        _set(self, "yaw", _number("camera.yaw", self.yaw, -0.5, 0.5))
-        _set(self, "pitch", _number("camera.pitch", self.pitch, -0.5, 0.5))
+        set_field(self, "translation", vector("camera.translation", self.translation, 3, -0.1, 0.1))
+        set_field(self, "yaw", number("camera.yaw", self.yaw, -0.5, 0.5))
+        set_field(self, "pitch", number("camera.pitch", self.pitch, -0.5, 0.5))
 
     def shifted_view(self, view: CameraView) -> CameraView:
         """``view`` moved and turned (see the class docstring)."""
@@ -262,8 +234,8 @@ class BlockAppearance(Perturbation):
 
     def __post_init__(self) -> None:
         if self.rgba is not None:
-            _set(self, "rgba", _vector("block.rgba", self.rgba, 4, 0.0, 1.0))
-        _set(self, "size_scale", _number("block.size_scale", self.size_scale, *BLOCK_SIZE_SCALE_RANGE))
+            set_field(self, "rgba", vector("block.rgba", self.rgba, 4, 0.0, 1.0))
+        set_field(self, "size_scale", number("block.size_scale", self.size_scale, *BLOCK_SIZE_SCALE_RANGE))
 
     @property
     def edits_mjcf(self) -> bool:
@@ -318,7 +290,7 @@ class HeldOutPositions(Perturbation):
         (tx0, ty0), (tx1, ty1) = TRAINING_BOUNDS
         if tx0 <= region[0][0] and region[1][0] <= tx1 and ty0 <= region[0][1] and region[1][1] <= ty1:
             raise ValueError(f"positions.region {region} lies inside the training range {TRAINING_BOUNDS}")
-        _set(self, "region", region)
+        set_field(self, "region", region)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """One ``(x, y)`` in the region and outside the training box, metres."""
@@ -389,18 +361,18 @@ class Distractors(Perturbation):
     def __post_init__(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or not 1 <= self.count <= 8:
             raise ValueError(f"distractors.count must be an integer in [1, 8], got {self.count!r}")
-        _set(self, "count", int(self.count))
-        hs = _vector("distractors.half_size", self.half_size, 2, 0.005, 0.02)
+        set_field(self, "count", int(self.count))
+        hs = vector("distractors.half_size", self.half_size, 2, 0.005, 0.02)
         if hs[0] > hs[1]:
             raise ValueError(f"distractors.half_size must be (min, max) with min <= max, got {self.half_size!r}")
-        _set(self, "half_size", hs)
-        _set(self, "clearance", _number("distractors.clearance", self.clearance, 0.07, 0.3))
-        _set(self, "base_clearance", _number("distractors.base_clearance", self.base_clearance, 0.12, 0.3))
+        set_field(self, "half_size", hs)
+        set_field(self, "clearance", number("distractors.clearance", self.clearance, 0.07, 0.3))
+        set_field(self, "base_clearance", number("distractors.base_clearance", self.base_clearance, 0.12, 0.3))
         region = _box("distractors.region", self.region)
         if region[0][0] < 0.1:
             raise ValueError(f"distractors.region must start at x >= 0.1 m (the robot's base), got {region}")
-        _set(self, "region", region)
-        _set(self, "collide", bool(self.collide))
+        set_field(self, "region", region)
+        set_field(self, "collide", bool(self.collide))
 
     def names(self) -> list[str]:
         return [f"distractor_{i}" for i in range(self.count)]
