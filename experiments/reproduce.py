@@ -567,21 +567,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     cpus = os.cpu_count() or 1
     threads = max(1, cpus // args.jobs)
 
-    def env_with(n: int) -> dict[str, str]:
-        return {**os.environ, "OMP_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n), "HF_HUB_OFFLINE": "1",
-                "WANDB_MODE": "offline", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-
-    env = env_with(threads)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
+           "WANDB_MODE": "offline", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     print(f"[reproduce {spec['name']}] {len(runs)} training runs, {len(evals)} evaluations; runs in "
           f"{out / spec['run_group']}; {args.jobs} at a time, {threads} threads each", flush=True)
-    # The first run of each variant alone, on every core: it generates or converts a dataset the others share.
-    firsts = {r.variant: r for r in reversed(runs)}
-    for run in firsts.values():
-        print(do_train(run, args.accelerator, env_with(cpus), head), flush=True)
-    # Then the other trainings, and each run's evaluations as soon as its training is done (a worker waiting for a
-    # training only waits while another worker trains).
+    # Every training at once, up to --jobs: runs sharing a dataset that does not exist yet wait for the one that
+    # generates or converts it (LeRobotDataModule locks the dataset root).
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        trained = {r: pool.submit(do_train, r, args.accelerator, env, head) for r in runs if r not in firsts.values()}
+        trained = {r: pool.submit(do_train, r, args.accelerator, env, head) for r in runs}
 
         def evaluate(ev: EvalRun) -> str:
             if ev.train in trained:
@@ -603,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     rows, records = summarize(spec, runs, evals, args.allow_dirty)
     results.mkdir(parents=True, exist_ok=True)
     record = {**finish_header(header), "reproduction": spec["name"], "smoke": args.smoke, "spec": spec,
-              "jobs": args.jobs, "threads_per_command": threads, "first_run_threads": cpus, "rows": rows,
+              "jobs": args.jobs, "threads_per_command": threads, "rows": rows,
               "runs": records,
               "compute_s": round(sum((r["train"].get("seconds") or 0) + sum(e.get("seconds") or 0
                                                                              for e in r["evals"].values())

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import lightning as L
 import numpy as np
+from filelock import FileLock
 from torch.utils.data import DataLoader, IterableDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
@@ -121,12 +122,19 @@ class LeRobotDataModule(L.LightningDataModule):
         self._ensure_dataset()
 
     def _ensure_dataset(self) -> None:
+        """Generate the dataset when ``root`` holds none. Runs started together on one missing root (a multirun, two
+        seeds of a reproduction) take a lock file beside it (``.<root name>.lock``): one generates, the others wait
+        and then read what it wrote."""
         if self.root is None or (self.root / "meta" / "info.json").is_file():
             return
         if self.generator is None:
             return  # the reader raises a clear FileNotFoundError naming the missing info.json
-        log.info("Dataset not found at %s: generating it (one-time, then cached).", self.root)
-        self.generator(root=self.root, repo_id=self.repo_id)
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.root.parent / f".{self.root.name}.lock"):
+            if (self.root / "meta" / "info.json").is_file():  # another process generated it while this one waited
+                return
+            log.info("Dataset not found at %s: generating it (one-time, then cached).", self.root)
+            self.generator(root=self.root, repo_id=self.repo_id)
 
     @property
     def meta(self):

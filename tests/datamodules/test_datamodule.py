@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import pytest
 import torch
@@ -71,6 +73,27 @@ def test_generator_runs_once_when_dataset_missing(pusht_root, tmp_path):
     assert dm.fps == 10
     dm.prepare_data()
     assert calls == [(root, "t/pusht")]
+
+
+def test_runs_started_together_generate_a_missing_dataset_once(pusht_root, tmp_path):
+    """Two runs on one missing root (two seeds of a reproduction): one generates, the other waits for it."""
+    calls, started = [], threading.Event()
+
+    def generator(root, repo_id):
+        calls.append(root)
+        started.set()
+        time.sleep(0.5)  # the other run asks while the dataset is half written
+        shutil.copytree(pusht_root, root)
+
+    root = tmp_path / "generated"
+    first, second = _dm(root, generator=generator), _dm(root, generator=generator)
+    worker = threading.Thread(target=first.prepare_data)
+    worker.start()
+    assert started.wait(10)
+    assert second.fps == 10  # blocked on the lock until the copy was complete
+    worker.join()
+    assert calls == [root] and first.fps == 10
+    assert (tmp_path / ".generated.lock").exists()
 
 
 def test_excluding_every_camera_opens_no_video(pusht_root, tmp_path):
