@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -187,26 +185,18 @@ def do_corrections(args: argparse.Namespace, weak: rep.TrainRun, env: dict[str, 
             or the expert took over in no episode (nothing to fine-tune on).
     """
     folder = args.out / "corrections"
-    done = folder / CORRECTIONS_DONE
-    if done.is_file():
-        commit = json.loads(done.read_text()).get("commit")
-        if head is not None and commit != head:
-            raise RuntimeError(f"{folder} was recorded at commit {str(commit)[:7]}, not at HEAD {head[:7]}: check "
-                               f"out {str(commit)[:7]} to finish the round, or delete the folder to record it again")
+
+    def some_takeover() -> None:
+        if not json.loads((folder / "run" / "deploy_info.json").read_text()).get("intervention_frames"):
+            raise RuntimeError(f"the expert took over in none of the {args.correction_episodes} episodes (threshold "
+                               f"{args.threshold}): there is nothing to fine-tune on; lower --threshold or "
+                               f"--weak-steps, and delete {folder}")
+
+    seconds = rep.do_recording(folder, CORRECTIONS_DONE, corrections_root(args), corrections_command(args, weak), env,
+                               head, check=some_takeover)
+    if seconds is None:
         return f"{folder}: recorded (skipped)"
-    if corrections_root(args).exists():  # an interrupted recording: it is seeded, so record it again
-        shutil.rmtree(corrections_root(args))
-    argv = corrections_command(args, weak)
-    rc, seconds = rep._run(argv, folder / "corrections.log", env)
-    if rc != 0:
-        raise RuntimeError(f"eval.py exited with {rc}; see {folder / 'corrections.log'}")
     info = json.loads((folder / "run" / "deploy_info.json").read_text())
-    if not info.get("intervention_frames"):
-        raise RuntimeError(f"the expert took over in none of the {args.correction_episodes} episodes (threshold "
-                           f"{args.threshold}): there is nothing to fine-tune on; lower --threshold or "
-                           f"--weak-steps, and delete {folder}")
-    done.write_text(json.dumps({"command": shlex.join(argv), "seconds": seconds,
-                                "commit": (git_state(REPO) or {}).get("commit")}, indent=2) + "\n")
     return f"{folder}: {info['intervention_frames']} corrected frames recorded in {seconds:.0f} s"
 
 

@@ -47,8 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import shutil
 import statistics
 import sys
 import time
@@ -254,21 +252,9 @@ def do_rollouts(args: argparse.Namespace, teacher: Path, env: dict[str, str], he
         RuntimeError: the recording was done at another commit than ``head``, or ``eval.py`` failed (names its log).
     """
     folder = args.out / "rollouts"
-    done = folder / ROLLOUTS_DONE
-    if done.is_file():
-        commit = json.loads(done.read_text()).get("commit")
-        if head is not None and commit != head:
-            raise RuntimeError(f"{folder} was recorded at commit {str(commit)[:7]}, not at HEAD {head[:7]}: check "
-                               f"out {str(commit)[:7]} to finish, or delete the folder to record it again")
+    seconds = rep.do_recording(folder, ROLLOUTS_DONE, rollouts_root(args), rollouts_command(args, teacher), env, head)
+    if seconds is None:
         return f"{folder}: recorded (skipped)"
-    if rollouts_root(args).exists():  # an interrupted recording: it is seeded, so record it again
-        shutil.rmtree(rollouts_root(args))
-    argv = rollouts_command(args, teacher)
-    rc, seconds = rep._run(argv, folder / "rollouts.log", env)
-    if rc != 0:
-        raise RuntimeError(f"eval.py exited with {rc}; see {folder / 'rollouts.log'}")
-    done.write_text(json.dumps({"command": shlex.join(argv), "seconds": seconds,
-                                "commit": (git_state(REPO) or {}).get("commit")}, indent=2) + "\n")
     info = json.loads((folder / "run" / "deploy_info.json").read_text())
     return f"{folder}: {len(info['episodes'])} teacher rollouts recorded in {seconds:.0f} s " \
            f"(success {info['pc_success']:.0f} %)"

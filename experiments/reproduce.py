@@ -41,6 +41,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -48,9 +49,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_DIR = REPO / "experiments" / "reproductions"
@@ -242,6 +244,44 @@ def dataset_root_of(run: TrainRun) -> str:
     return roots[-1]
 
 
+def do_recording(folder: Path, done_name: str, dataset_root: Path, argv: list[str], env: dict[str, str],
+                 head: str | None, check: Callable[[], None] | None = None) -> float | None:
+    """Run a seeded recording command (``eval.py`` writing a LeRobotDataset to ``dataset_root``, its output in
+    ``folder/<folder name>.log``) unless ``folder/done_name`` exists, then write ``done_name`` (command, seconds,
+    commit). An interrupted recording left no ``done_name``: its dataset is deleted and recorded again (the
+    command is seeded, so the episodes are the same).
+
+    Args:
+        check: called after the command succeeded and before ``done_name`` is written; raise ``RuntimeError`` to
+            refuse the recording (``done_name`` is then not written).
+
+    Returns:
+        The command's wall time in seconds, or None when the recording was done already.
+
+    Raises:
+        RuntimeError: the recording was done at another commit than ``head``, the command failed (names its log),
+            or ``check`` refused it.
+    """
+    done = folder / done_name
+    if done.is_file():
+        commit = json.loads(done.read_text()).get("commit")
+        if head is not None and commit != head:
+            raise RuntimeError(f"{folder} was recorded at commit {str(commit)[:7]}, not at HEAD {head[:7]}: check "
+                               f"out {str(commit)[:7]} to finish, or delete the folder to record it again")
+        return None
+    if dataset_root.exists():
+        shutil.rmtree(dataset_root)
+    log = folder / f"{folder.name}.log"
+    rc, seconds = _run(argv, log, env)
+    if rc != 0:
+        raise RuntimeError(f"{Path(argv[1]).name if len(argv) > 1 else argv[0]} exited with {rc}; see {log}")
+    if check is not None:
+        check()
+    done.write_text(json.dumps({"command": shlex.join(argv), "seconds": seconds,
+                                "commit": (git_state(REPO) or {}).get("commit")}, indent=2) + "\n")
+    return seconds
+
+
 def check_plan_file(out: Path, params: dict[str, Any], what: str = "an experiment") -> None:
     """Write ``<out>/plan.json`` (an experiment's parameters, JSON values), or check that an existing one holds the
     same, so a resumed one-command experiment never mixes runs made with other parameters.
@@ -282,8 +322,17 @@ def do_train(run: TrainRun, accelerator: str, env: dict[str, str], head: str | N
         RuntimeError: the run was started at another commit than ``head``, or ``train.py`` failed (names the log).
     """
     done = run.run_dir / TRAIN_DONE
-    if done.is_file():
-        return f"{run.run_dir}: trained (skipped)"
+    run.run_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Two reproductions sharing a run (act_temporal_ensemble_cvae reads act_chunk_size's) may run at once: the
+    # second waits for the first's training instead of training into the same folder.
+    with FileLock(run.run_dir.parent / f".{run.run_dir.name}.train.lock"):
+        if done.is_file():
+            return f"{run.run_dir}: trained (skipped)"
+        return _train_locked(run, accelerator, env, head)
+
+
+def _train_locked(run: TrainRun, accelerator: str, env: dict[str, str], head: str | None) -> str:
+    done = run.run_dir / TRAIN_DONE
     started = collect.check_provenance(run.run_dir, REPO)[0]  # the commits its starts ran at
     if head is not None and started and started != [head]:
         raise RuntimeError(f"{run.run_dir} was started at commit {started[0][:7]}, not at HEAD {head[:7]}: check out "

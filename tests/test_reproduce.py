@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,29 @@ def test_run_started_at_another_commit_is_refused(tmp_path):
     (run.run_dir / "provenance.jsonl").write_text(json.dumps({"git": {"commit": "a" * 40, "dirty": False}}) + "\n")
     with pytest.raises(RuntimeError, match=r"started at commit aaaaaaa, not at HEAD bbbbbbb: check out aaaaaaa"):
         rep.do_train(run, "cpu", dict(os.environ), head="b" * 40)
+
+
+def test_two_reproductions_sharing_a_run_train_it_once(tmp_path, monkeypatch):
+    """act_temporal_ensemble_cvae and act_chunk_size started together: the second waits for the shared run's
+    training and skips it."""
+    run = rep.TrainRun("k100", 1, tmp_path / "k100" / "seed1", ("seed=1",))
+    trained, entered = [], threading.Event()
+
+    def slow_training(r, accelerator, env, head):
+        trained.append(r.run_dir)
+        entered.set()
+        time.sleep(0.5)
+        (r.run_dir / rep.TRAIN_DONE).parent.mkdir(parents=True, exist_ok=True)
+        (r.run_dir / rep.TRAIN_DONE).write_text("{}\n")
+        return "trained"
+
+    monkeypatch.setattr(rep, "_train_locked", slow_training)
+    first = threading.Thread(target=rep.do_train, args=(run, "cpu", {}, None))
+    first.start()
+    assert entered.wait(10)
+    assert rep.do_train(run, "cpu", {}, None).endswith("trained (skipped)")
+    first.join()
+    assert trained == [run.run_dir]
 
 
 def test_attempt_seconds_counts_a_killed_attempt_until_its_last_log_write(tmp_path):
