@@ -175,7 +175,7 @@ def _main_job_camera(d: dict[str, Any]) -> tuple[str, str]:
 
 
 def _startup(d: dict[str, Any]) -> tuple[str, str]:
-    """benchmarks/startup.py (not in :data:`ROWS` until ``benchmarks/results/startup.json`` is committed)."""
+    """benchmarks/startup.py: ``train.py`` vs ``lerobot-train`` start-up, wall time and disk."""
     s, h, t = d["settings"], d["help"], d["train"]
     rl, lr = t["robolearn"], t["lerobot"]
     return (f"`startup.py` (`train.py` vs `lerobot-train` {d['lerobot_version']}: Diffusion, {s['steps']} steps, "
@@ -248,6 +248,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "vla_quantize": _vla_quantize,
     "rtc": _rtc,
     "aloha_experts": _aloha,
+    "startup": _startup,
 }
 
 
