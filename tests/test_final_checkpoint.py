@@ -51,3 +51,13 @@ def test_run_ending_on_a_checkpoint_keeps_the_link(tmp_path):
     last = run / "checkpoints" / "last.ckpt"
     assert final.saved_at_end is None and last.is_symlink()
     assert torch.load(last, weights_only=False)["global_step"] == 6
+
+
+def test_run_without_any_periodic_checkpoint_writes_one_last_ckpt(tmp_path):
+    """ModelCheckpoint saves last.ckpt itself when it saved nothing during the fit: no second copy (last-v1.ckpt)."""
+    run = tmp_path / "run"
+    _, final = _fit(run, 5, 2000)
+    ckpts = run / "checkpoints"
+    assert final.saved_at_end is None
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]
+    assert torch.load(ckpts / "last.ckpt", weights_only=False)["global_step"] == 5

@@ -41,6 +41,10 @@ class FinalCheckpoint(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step == 0 or self.last_saved_step == trainer.global_step:
             return
+        if self.last_saved_step is None and any(getattr(cb, "save_last", False) for cb in trainer.checkpoint_callbacks):
+            # nothing was saved during this fit: ModelCheckpoint(save_last=...) saves last.ckpt itself at train end
+            # (after this callback); writing it here too made it save a second copy as last-v1.ckpt
+            return
         path = last_checkpoint_path(trainer, self.dirpath)
         if path is None:
             return
