@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 class FinalCheckpoint(L.Callback):
     """At ``on_train_end``, save the training state to ``last.ckpt`` unless a checkpoint was saved at this global
-    step already (periodic, preemption or any other save seen by ``on_save_checkpoint``).
+    step already (periodic, preemption or any other save seen by ``on_save_checkpoint``), or when nothing was saved
+    during the fit and a ``ModelCheckpoint(save_last=...)`` is present: Lightning saves ``last.ckpt`` itself then.
 
     Args:
         dirpath: folder of ``last.ckpt``; None: the trainer's ``ModelCheckpoint`` folder. Nothing is saved when
