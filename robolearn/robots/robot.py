@@ -18,6 +18,8 @@ import abc
 import math
 from typing import Any, Iterable, Mapping
 
+from robolearn.robots.device import Device
+
 
 class RobotError(RuntimeError):
     """A robot could not do what was asked (not connected, bad action key, non-finite command, hardware fault)."""
@@ -50,17 +52,15 @@ def require_finite_action(robot_name: str, action: Mapping[str, Any], keys: Iter
     return values
 
 
-class Robot(abc.ABC):
-    """Abstract robot. Subclasses set ``name`` (written as ``robot_type`` into ``meta/info.json``).
+class Robot(Device):
+    """Abstract robot. Subclasses set ``name`` (written as ``robot_type`` into ``meta/info.json``); ``connect``,
+    ``disconnect``, ``is_connected`` and the context manager come from :class:`Device`.
 
     Args:
         id: a name for this physical unit; calibration files are keyed by it.
     """
 
     name: str = "robot"
-
-    def __init__(self, id: str | None = None) -> None:
-        self.id = id
 
     @property
     @abc.abstractmethod
@@ -71,15 +71,6 @@ class Robot(abc.ABC):
     @abc.abstractmethod
     def action_features(self) -> dict[str, Any]:
         """``{key: float}`` in a fixed order: the order of the dataset's ``action`` vector."""
-
-    @property
-    @abc.abstractmethod
-    def is_connected(self) -> bool:
-        """Whether ``connect`` succeeded and ``disconnect`` has not been called."""
-
-    @abc.abstractmethod
-    def connect(self, calibrate: bool = True) -> None:
-        """Open the hardware or simulator. Raises ``RobotError`` (or ``ConnectionError``) naming the port."""
 
     @abc.abstractmethod
     def get_observation(self) -> dict[str, Any]:
@@ -95,10 +86,6 @@ class Robot(abc.ABC):
             RobotError: when a key of ``action_features`` is missing, or a value is NaN/infinite (nothing is sent).
         """
 
-    @abc.abstractmethod
-    def disconnect(self) -> None:
-        """Release the hardware (real arms disable torque first). Safe to call twice."""
-
     def reset(self, seed: int | None = None) -> dict[str, Any]:
         """Bring the robot to the start of an episode and return the first observation.
 
@@ -106,12 +93,3 @@ class Robot(abc.ABC):
         Simulated robots reset their environment (with ``seed``).
         """
         return self.get_observation()
-
-    def __enter__(self) -> "Robot":
-        if not self.is_connected:
-            self.connect()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.is_connected:
-            self.disconnect()
