@@ -189,8 +189,8 @@ def _startup(d: dict[str, Any]) -> tuple[str, str]:
 
 
 def _train_step_vs_lerobot(d: dict[str, Any]) -> tuple[str, str]:
-    """benchmarks/train_step_vs_lerobot.py (not in :data:`ROWS` until its results file is committed): per case, the
-    robolearn/lerobot ratio of the training step and of ``select_action`` with an empty queue, at each thread count."""
+    """benchmarks/train_step_vs_lerobot.py: per case, the robolearn/lerobot ratio of the training step and of
+    ``select_action`` with an empty queue, at each thread count."""
     rows = d["results"]
     threads = sorted({r["threads"] for r in rows})
     parts = []
@@ -202,7 +202,8 @@ def _train_step_vs_lerobot(d: dict[str, Any]) -> tuple[str, str]:
                 cells.append(f"{name} " + " / ".join(f"×{r['ratio']:.2f}" for r in sorted(got, key=lambda r: r["threads"])))
         parts.append(f"{case}: " + ", ".join(cells))
     return (f"`train_step_vs_lerobot.py` (robolearn / lerobot time, equal config, batch {d['batch_size']} training, "
-            f"batch 1 inference; {' / '.join(map(str, threads))} threads)", "; ".join(parts))
+            f"batch 1 inference; {' / '.join(map(str, threads))} thread{'' if threads == [1] else 's'})",
+            "; ".join(parts))
 
 
 def _realistic_loading(d: dict[str, Any]) -> tuple[str, str]:
@@ -249,6 +250,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "rtc": _rtc,
     "aloha_experts": _aloha,
     "startup": _startup,
+    "train_step_vs_lerobot": _train_step_vs_lerobot,
 }
 
 
