@@ -344,12 +344,13 @@ class OnlineRLDataModule(L.LightningDataModule):
             return self.sampler.sample_sequences(self.batch_size, self.horizon)
         return self.sampler.sample(self.batch_size)
 
-    def _log_episode(self, ep: EpisodeStats) -> None:
+    def _log_episode(self, ep: EpisodeStats, extra: dict[str, float] | None = None) -> None:
+        """Log one finished episode's ``env/*`` metrics (and ``extra`` ones) as one row at the trainer's step."""
         trainer = self._trainer_or_none()
         if trainer is None:
             return
         metrics = {"env/episode_return": ep.episode_return, "env/success": float(ep.success),
-                   "env/episode_length": float(ep.length), "env/steps": float(ep.env_step)}
+                   "env/episode_length": float(ep.length), "env/steps": float(ep.env_step), **(extra or {})}
         for lg in trainer.loggers:
             lg.log_metrics(metrics, step=trainer.global_step)
 

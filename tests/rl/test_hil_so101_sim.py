@@ -5,6 +5,7 @@ the RobotEnv's scripted expert reaching both learner buffers with the expert's a
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -131,6 +132,11 @@ def test_learner_and_actor_through_robot_env_and_buffers_survive_a_learner_resta
     assert int(inter.sum()) == n_off
     offline = load_file(str(first / "offline.safetensors"))
     assert torch.equal(offline["action"], saved["action"][inter])  # the same transitions in both buffers
+    assert (run / "actor" / ".hydra" / "overrides.yaml").is_file()  # the actor's run folder is inside the learner's
+    with open(next((run / "csv").glob("version_*/metrics.csv"))) as fh:
+        episodes = [r for r in csv.DictReader(fh) if r.get("env/success")]
+    assert episodes and all(r["env/intervention_rate"] not in ("", None) for r in episodes)  # one row per episode
+    assert 0.0 < max(float(r["env/intervention_rate"]) for r in episodes) <= 1.0
 
     out = _train(run, tmp_path, 9, "ckpt_path=auto")  # the learner restarts (a new actor too)
     assert "Restored all states from the checkpoint" in out

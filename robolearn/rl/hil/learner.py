@@ -170,8 +170,9 @@ class RemoteActorDataModule(OnlineRLDataModule):
     its buffers hold, and a restarted actor simply connects again. ``utd_ratio`` is not enforced across processes
     (actors run at their own pace); the effective ratio is logged as ``env/updates_per_transition``.
 
-    Logged per episode reported by an actor: ``env/episode_return``, ``env/success``, ``env/episode_length``,
-    ``env/steps``, ``env/intervention_rate``; per drain: ``env/rejected_messages``.
+    Logged per episode reported by an actor, in one row: ``env/episode_return``, ``env/success``,
+    ``env/episode_length``, ``env/steps`` (the actor's env steps so far), ``env/intervention_rate`` (the fraction of
+    the episode's steps a human drove), ``env/rejected_messages`` and ``env/updates_per_transition``.
     """
 
     def __init__(self, *args: Any, host: str = "127.0.0.1", port: int = 50051, token: str | None = None,
@@ -245,7 +246,8 @@ class RemoteActorDataModule(OnlineRLDataModule):
             self.received_transitions += n
             for ep in episodes:
                 self._log_episode(EpisodeStats(ep["episode_return"], bool(ep["success"]), int(ep["length"]),
-                                               int(ep["env_step"])), intervention_rate=ep["interventions"] / max(ep["length"], 1))
+                                               int(ep["env_step"])),
+                                  {"env/intervention_rate": ep["interventions"] / max(ep["length"], 1)})
         return added
 
     def next_batch(self) -> dict[str, torch.Tensor]:
@@ -278,15 +280,12 @@ class RemoteActorDataModule(OnlineRLDataModule):
             return self.sampler.sample_sequences(self.batch_size, self.horizon)
         return self.sampler.sample(self.batch_size)
 
-    def _log_episode(self, ep: EpisodeStats, intervention_rate: float = 0.0) -> None:
-        super()._log_episode(ep)
-        trainer = self._trainer_or_none()
-        if trainer is None:
-            return
-        extra = {"env/intervention_rate": intervention_rate, "env/rejected_messages": float(self.server.rejected),
-                 "env/updates_per_transition": self.num_batches / max(1, self.received_transitions)}
-        for lg in trainer.loggers:
-            lg.log_metrics(extra, step=trainer.global_step)
+    def _log_episode(self, ep: EpisodeStats, extra: dict[str, float] | None = None) -> None:
+        """The base class's episode row plus ``env/rejected_messages`` and ``env/updates_per_transition`` (one row,
+        so that a CSV log pairs every episode's success with its ``env/intervention_rate``)."""
+        server = {"env/rejected_messages": float(self.server.rejected) if self.server is not None else 0.0,
+                  "env/updates_per_transition": self.num_batches / max(1, self.received_transitions)}
+        super()._log_episode(ep, {**server, **(extra or {})})
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "received_transitions": self.received_transitions}

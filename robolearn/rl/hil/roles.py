@@ -2,7 +2,8 @@
 
 - ``role=learner`` (default): the ordinary ``train.py`` run (nothing here is involved);
 - ``role=actor``: :func:`robolearn.rl.hil.actor.run_actor` on the same composed config;
-- ``role=both``: start ``python train.py <same overrides> role=actor`` as a subprocess, train here, then stop it.
+- ``role=both``: start ``python train.py <same overrides> role=actor`` as a subprocess (its run folder is
+  ``<this run's folder>/actor``), train here, then stop it.
   With ``dataset.port=0`` a free port is chosen first and given to both processes, so that several ``role=both``
   runs (e.g. the jobs of a multirun) can share a machine.
 """
@@ -20,11 +21,13 @@ log = logging.getLogger("robolearn.rl.hil.roles")
 ROLES = ("learner", "actor", "both")
 
 
-def actor_command(overrides: list[str], script: str | Path) -> list[str]:
+def actor_command(overrides: list[str], script: str | Path, run_dir: str | Path | None = None) -> list[str]:
     """The command line of the actor subprocess: ``script`` with ``overrides``, any ``role=`` replaced by
-    ``role=actor`` (and ``hydra.run.dir`` kept out so that the actor writes its own run folder)."""
+    ``role=actor``; the learner's ``hydra.run.dir`` is replaced by ``<run_dir>/actor`` (the actor's log and config
+    beside the learner's), or left out when ``run_dir`` is None (the actor writes its own run folder)."""
     kept = [o for o in overrides if not o.lstrip("+").startswith(("role=", "hydra.run.dir="))]
-    return [sys.executable, str(script), *kept, "role=actor"]
+    where = [] if run_dir is None else [f"hydra.run.dir={Path(run_dir) / 'actor'}"]
+    return [sys.executable, str(script), *kept, *where, "role=actor"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -64,7 +67,7 @@ def run_role(cfg: Any, train: Callable[[Any], tuple], script: str | Path | None 
             with open_dict(cfg):
                 cfg.dataset.port = free_port(str(cfg.dataset.get("host", "127.0.0.1")))
             overrides.append(f"dataset.port={cfg.dataset.port}")
-        cmd = actor_command(overrides, Path(script or sys.argv[0]).resolve())
+        cmd = actor_command(overrides, Path(script or sys.argv[0]).resolve(), HydraConfig.get().runtime.output_dir)
         log.info("role=both: starting the actor: %s", " ".join(cmd))
         proc = subprocess.Popen(cmd)
         try:

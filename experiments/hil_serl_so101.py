@@ -1,0 +1,314 @@
+"""HIL-SERL's learning curve on the simulated SO-101, measured end to end from one resumable command (issue 18).
+
+    python experiments/hil_serl_so101.py                  # the full run (cost printed first)
+    python experiments/hil_serl_so101.py --smoke          # tiny run (debug=smoke): checks the path
+
+Stages (each skipped when its output is complete, so re-running the same command resumes):
+
+1. **train**: ``train.py experiment=hil_serl_so101_sim role=both`` for ``--updates`` learner updates: the SAC
+   learner and one actor subprocess stepping ``RobotEnv`` over the simulated arm (the ``Robot`` interface), the
+   scripted pick-place expert taking over whenever the policy deviates from it (Luo et al. 2024's human, played by a
+   script). Run folder ``<out>/hil_serl/seed<seed>/`` (``ckpt_path=auto``, ``train_done.json``; the replay buffers
+   are restored from the last checkpoint on resume). Every actor episode is one row of the learner's
+   ``csv/version_*/metrics.csv`` (``env/success``, ``env/intervention_rate``, ``env/episode_length``).
+2. **evaluate**: the exported policy alone (no expert, no takeover) by ``eval.py env=robot_so101_sim`` in the same
+   state-only env (:data:`STATE_ENV`) on ``--episodes`` episodes (episode i reset with ``1000 + i``).
+
+The curve splits the actor's episodes, in order, into windows of ``--window`` episodes and gives per window: the
+success rate with its Wilson 95 % interval (interventions included: the expert may have finished the episode), the
+mean intervention rate (the fraction of steps the expert drove), and the autonomous success rate (episodes that
+succeeded with no intervention at all). HIL-SERL's claim, as in its paper's curves: success rises while the
+intervention rate falls.
+
+Results (``--results``, default ``experiments/results/hil_serl_so101``; with ``--smoke`` ``<out>/results``):
+``results.json`` (:func:`robolearn.utils.provenance.results_header` of this invocation closed by
+:func:`~robolearn.utils.provenance.finish_header`; the parameters; the windows; the per-episode log; the final
+evaluation row (``rows``); the run's commits, config and durations), ``curve.csv`` (the windows), ``table.csv``
+(the final evaluation), ``table.md`` and ``plot.png``. A dirty
+tree is refused unless ``--allow-dirty`` (the evaluation row of a run failing the provenance checks is then
+marked ``UNVERIFIED``). A run folder started at another commit is refused; ``<out>/plan.json`` holds the
+parameters, and a rerun with other parameters into the same ``--out`` is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "experiments"))
+sys.path.insert(0, str(REPO))
+
+import reproduce as rep  # noqa: E402  (experiments/reproduce.py, next to this file)
+
+from robolearn.eval.metrics import wilson_interval  # noqa: E402
+from robolearn.utils.provenance import finish_header, git_state, results_header  # noqa: E402
+
+NAME = "hil_serl_so101"
+# conf/env/robot_so101_sim.yaml made into the env the learner's actor steps (conf/dataset/hil_serl_so101_sim.yaml):
+# no camera, the simulator's 15 environment-state values, 100-step episodes; no teleoperator, so no takeover.
+STATE_ENV = ("env=robot_so101_sim", "env.make.robot.camera=null", "+env.make.cameras=false",
+             "+env.make.environment_state=true", "~env.features_map.pixels",
+             "+env.features_map.environment_state=observation.environment_state", "env.max_episode_steps=100")
+# Cost model of the 2-core CPU, learner and actor sharing it. Estimates: a 2,700-update probe ran at 0.1 s per update
+# with two other trainings on the same CPU; alone, about half (eval.py stepped the env at 40 steps/s).
+SECONDS_PER_UPDATE = 0.05
+SECONDS_PER_COMMAND = 40.0
+EVAL_STEPS_PER_S = 40.0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--updates", type=int, default=None,
+                   help="learner updates (trainer.max_steps; default 20000; 12 with --smoke)")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="evaluation episodes of the final policy without the expert (default 50; 2 with --smoke)")
+    p.add_argument("--window", type=int, default=None,
+                   help="actor episodes per point of the curve (default 20; 1 with --smoke)")
+    p.add_argument("--seed", type=int, default=1000, help="training seed (the actor's env seed is seed + 1)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where the run goes (default outputs/hil_serl_so101; outputs/smoke/hil_serl_so101 with --smoke)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="results folder (default experiments/results/hil_serl_so101; <out>/results with --smoke)")
+    p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--smoke", action="store_true", help="tiny run (debug=smoke): checks the whole path in a minute")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="run from a dirty tree; the row of a run failing the provenance checks is marked UNVERIFIED")
+    args = p.parse_args(argv)
+    for key, full, smoke in (("updates", 20000, 12), ("episodes", 50, 2), ("window", 20, 1)):
+        if getattr(args, key) is None:
+            setattr(args, key, smoke if args.smoke else full)
+        if getattr(args, key) < 1:
+            p.error(f"--{key} must be >= 1, got {getattr(args, key)}")
+    if args.out is None:
+        args.out = REPO / "outputs" / ("smoke" if args.smoke else "") / NAME
+    args.out = args.out.resolve()
+    if args.results is None:
+        args.results = args.out / "results" if args.smoke else REPO / "experiments" / "results" / NAME
+    args.results = args.results.resolve()
+    return args
+
+
+def estimate_seconds(updates: int, episodes: int) -> dict[str, float]:
+    """Estimate of the wall time on the 2-core CPU, in seconds: ``train`` (:data:`SECONDS_PER_UPDATE` per learner
+    update, the actor running beside it, plus start-up), ``eval`` (every episode run to its 100-step limit) and
+    ``total``."""
+    est = {"train": SECONDS_PER_COMMAND + updates * SECONDS_PER_UPDATE,
+           "eval": SECONDS_PER_COMMAND + episodes * 100 / EVAL_STEPS_PER_S}
+    est["total"] = sum(est.values())
+    return {k: round(v, 1) for k, v in est.items()}
+
+
+def plan_runs(args: argparse.Namespace) -> tuple[rep.TrainRun, rep.EvalRun]:
+    """The training run (learner + actor) and the evaluation of its export."""
+    smoke = ["debug=smoke"] if args.smoke else []
+    every = max(1, min(2000, args.updates))
+    run = rep.TrainRun("hil_serl", args.seed, args.out / "hil_serl" / f"seed{args.seed}", rep.merge_overrides(
+        ["experiment=hil_serl_so101_sim"], smoke,
+        ["role=both", "logger=csv", "dataset.port=0", f"seed={args.seed}", f"trainer.max_steps={args.updates}",
+         f"trainer.val_check_interval={every}"]))
+    extra = ["env.max_episode_steps=30"] if args.smoke else []
+    ev = rep.EvalRun("final policy alone", run, run.run_dir / "evals" / "final", rep.merge_overrides(
+        STATE_ENV, [f"eval.n_episodes={args.episodes}", f"eval.batch_size={min(10, args.episodes)}"], extra))
+    return run, ev
+
+
+def _version(path: Path) -> int:
+    m = re.fullmatch(r"version_(\d+)", path.parent.name)
+    return int(m.group(1)) if m else -1
+
+
+def read_episodes(run_dir: Path) -> list[dict[str, float]]:
+    """The actor's episodes in the order the learner received them: one dict per ``metrics.csv`` row holding
+    ``env/success`` (every ``csv/version_<n>/`` in ``n`` order: a resumed run writes the next version), with
+    ``episode`` (0-based), ``success`` (0/1), ``intervention_rate`` (fraction of steps), ``length`` (steps),
+    ``episode_return`` and ``update`` (the learner's step when it was logged).
+
+    Raises:
+        FileNotFoundError: the run has no ``csv/version_*/metrics.csv``.
+        ValueError: an episode row without ``env/intervention_rate`` (names the file and row).
+    """
+    files = sorted((run_dir / "csv").glob("version_*/metrics.csv"), key=_version)
+    if not files:
+        raise FileNotFoundError(f"{run_dir / 'csv'} holds no version_*/metrics.csv: was the run trained with "
+                                "logger=csv?")
+    episodes: list[dict[str, float]] = []
+    for path in files:
+        with open(path, newline="") as fh:
+            for i, row in enumerate(csv.DictReader(fh), start=2):
+                if not row.get("env/success"):
+                    continue
+                if not row.get("env/intervention_rate"):
+                    raise ValueError(f"{path}, row {i}: an episode without env/intervention_rate (a learner older "
+                                     "than the one-row episode log?)")
+                episodes.append({"episode": len(episodes), "success": float(row["env/success"]),
+                                 "intervention_rate": float(row["env/intervention_rate"]),
+                                 "length": float(row["env/episode_length"]),
+                                 "episode_return": float(row["env/episode_return"]), "update": int(row["step"])})
+    return episodes
+
+
+def windows(episodes: Sequence[dict[str, float]], size: int) -> list[dict[str, Any]]:
+    """Consecutive windows of ``size`` episodes (a last, shorter one is kept when at least half full): first and
+    last episode, ``episodes``, ``successes``, ``pc_success`` with ``ci95_low``/``ci95_high`` (Wilson, %),
+    ``pc_autonomous_success`` (succeeded with intervention rate 0, %), ``intervention_rate`` (mean, fraction),
+    ``env_steps_end`` (the actor's steps up to the window's end) and ``update_end`` (the learner's step then)."""
+    out, steps = [], 0.0
+    for start in range(0, len(episodes), size):
+        chunk = episodes[start:start + size]
+        steps += sum(e["length"] for e in chunk)
+        if out and len(chunk) * 2 < size:
+            break
+        k = int(sum(e["success"] > 0.5 for e in chunk))
+        auto = int(sum(e["success"] > 0.5 and e["intervention_rate"] == 0.0 for e in chunk))
+        low, high = wilson_interval(k, len(chunk))
+        out.append({"first_episode": chunk[0]["episode"], "last_episode": chunk[-1]["episode"],
+                    "episodes": len(chunk), "successes": k, "pc_success": 100.0 * k / len(chunk),
+                    "ci95_low": 100.0 * low, "ci95_high": 100.0 * high,
+                    "pc_autonomous_success": 100.0 * auto / len(chunk),
+                    "intervention_rate": sum(e["intervention_rate"] for e in chunk) / len(chunk),
+                    "env_steps_end": int(steps), "update_end": int(chunk[-1]["update"])})
+    return out
+
+
+def check_plan(args: argparse.Namespace) -> None:
+    """Write ``<out>/plan.json`` (the parameters), or check that an existing one holds the same.
+
+    Raises:
+        RuntimeError: ``--out`` holds a run with other parameters (names them)."""
+    rep.check_plan_file(args.out, {k: getattr(args, k) for k in ("updates", "episodes", "seed", "smoke")},
+                        what="a HIL-SERL run")
+
+
+def spec_of(args: argparse.Namespace, ev: rep.EvalRun) -> dict[str, Any]:
+    """The reproduce.py-shaped spec of the final evaluation, for :func:`reproduce.summarize`."""
+    return {"name": NAME, "arms": [{"name": ev.arm, "train": "hil_serl", "eval": []}],
+            "plot": {"x": "arm", "xlabel": "arm", "log_x": False, "extra": ["avg_episode_length"]}}
+
+
+def write_curve_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """The windows as CSV, one row each."""
+    keys = ["first_episode", "last_episode", "episodes", "successes", "pc_success", "ci95_low", "ci95_high",
+            "pc_autonomous_success", "intervention_rate", "env_steps_end", "update_end"]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(keys)
+        for r in rows:
+            w.writerow([round(r[k], 4) if isinstance(r[k], float) else r[k] for k in keys])
+
+
+def write_table(args: argparse.Namespace, record: dict[str, Any], path: Path) -> None:
+    """Markdown: the curve's windows, the final policy without the expert, provenance."""
+    source, final = record["source"], record["rows"][0]
+    prov = f"UNVERIFIED ({final['unverified']} run)" if final["unverified"] else "checked"
+    lines = [f"# {'SMOKE RUN (tiny settings: checks the path, not a result): ' if args.smoke else ''}"
+             "HIL-SERL on the simulated SO-101 pick-place (learner + actor, scripted expert as the human)", "",
+             f"Collected at commit {source['commit'][:7]}{'' if source['clean'] else ' (dirty tree)'} by "
+             f"`{record['command']}`; training seed {args.seed}; {args.updates} learner updates; "
+             f"{record['actor']['episodes']} actor episodes ({record['actor']['env_steps']} env steps, "
+             f"{record['actor']['intervention_steps']} of them driven by the expert); Wilson 95 % intervals.", "",
+             f"Actor episodes in windows of {args.window}: success counts an episode the expert finished; "
+             "autonomous success counts only episodes with no intervention.", "",
+             "| episodes | learner update at end | success % (95 % CI) | autonomous success % | intervention rate |",
+             "|---|---|---|---|---|"]
+    for w in record["curve"]:
+        lines.append(f"| {w['first_episode']}–{w['last_episode']} | {w['update_end']} | {w['pc_success']:.0f} "
+                     f"({w['ci95_low']:.0f}–{w['ci95_high']:.0f}) | {w['pc_autonomous_success']:.0f} | "
+                     f"{w['intervention_rate']:.2f} |")
+    lines += ["", f"Final policy alone (no expert, no takeover; `eval.py env=robot_so101_sim`, state only, "
+                  f"{final['episodes']} episodes reset with 1000 + i): **{final['pc_success']:.0f} % "
+                  f"({final['ci95_low']:.0f}–{final['ci95_high']:.0f})** [{final['successes']}/{final['episodes']}]; "
+                  f"provenance {prov}.", "",
+              f"Compute: {record['compute_s'] / 60:.1f} min of train/eval commands "
+              f"({record['hardware'].get('cpus')} CPU cores, learner and actor sharing them).", ""]
+    path.write_text("\n".join(lines))
+
+
+def plot(args: argparse.Namespace, record: dict[str, Any], path: Path) -> None:
+    """Success (Wilson band), autonomous success and intervention rate (%) per window against actor episodes; the
+    final policy's evaluation as a point at the end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve, final = record["curve"], record["rows"][0]
+    xs = [w["last_episode"] + 1 for w in curve]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(xs, [w["pc_success"] for w in curve], "o-", color="C0", label="success (expert may finish)")
+    ax.fill_between(xs, [w["ci95_low"] for w in curve], [w["ci95_high"] for w in curve], color="C0", alpha=0.2)
+    ax.plot(xs, [w["pc_autonomous_success"] for w in curve], "s-", color="C2", label="autonomous success")
+    ax.plot(xs, [100 * w["intervention_rate"] for w in curve], "^--", color="C3", label="intervention rate")
+    if xs:
+        ax.errorbar([xs[-1]], [final["pc_success"]], yerr=[[final["pc_success"] - final["ci95_low"]],
+                    [final["ci95_high"] - final["pc_success"]]], fmt="*", ms=12, capsize=4, color="k",
+                    label=f"final policy alone ({final['episodes']} eval episodes)")
+    ax.set_xlabel(f"actor episodes (windows of {args.window})")
+    ax.set_ylabel("%")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"HIL-SERL, SO-101 pick-place sim, {args.updates} updates{' [SMOKE]' if args.smoke else ''}",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run (or resume) the training and the evaluation and write the results; returns the results record.
+
+    Raises:
+        SourceStateError: dirty tree, or a run failing the provenance checks, without ``--allow-dirty``.
+        RuntimeError: a command failed (names its log), the run was started at another commit, or ``--out`` holds
+            a run with other parameters.
+        ValueError: the actor sent no episode (nothing to plot).
+    """
+    args = parse_args(argv)
+    header = results_header(REPO, argv=sys.argv if argv is None else [__file__, *argv], allow_dirty=args.allow_dirty)
+    head = (git_state(REPO) or {}).get("commit") if not args.allow_dirty else None
+    check_plan(args)
+    est = estimate_seconds(args.updates, args.episodes)
+    print(f"[{NAME}] run in {args.out}; results in {args.results}. Estimated cost on the 2-core CPU: "
+          f"{est['total'] / 60:.0f} min (train {est['train'] / 60:.1f}, eval {est['eval'] / 60:.1f} min)", flush=True)
+    cpus = os.cpu_count() or 1
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "WANDB_MODE": "offline", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(max(1, cpus // 2))  # learner and actor share the CPU
+    run, ev = plan_runs(args)
+    print(rep.do_train(run, args.accelerator, env, head), flush=True)
+    print(rep.do_eval(ev, args.accelerator, env), flush=True)
+    episodes = read_episodes(run.run_dir)
+    if not episodes:
+        raise ValueError(f"the actor of {run.run_dir} reported no finished episode: nothing to plot")
+    rows, records = rep.summarize(spec_of(args, ev), [run], [ev], args.allow_dirty)
+    record_run = records[f"{run.variant}/seed{run.seed}"]
+    compute = (record_run["train"].get("seconds") or 0) + sum(e.get("seconds") or 0
+                                                              for e in record_run["evals"].values())
+    record = {**finish_header(header), "experiment": NAME, "smoke": args.smoke,
+              "parameters": json.loads((args.out / "plan.json").read_text()) | {"window": args.window},
+              "estimate_s": est, "state_env_overrides": list(STATE_ENV),
+              "actor": {"episodes": len(episodes), "env_steps": int(sum(e["length"] for e in episodes)),
+                        "intervention_steps": int(round(sum(e["length"] * e["intervention_rate"] for e in episodes))),
+                        "successes": int(sum(e["success"] > 0.5 for e in episodes))},
+              "curve": windows(episodes, args.window), "rows": rows, "episodes": episodes, "runs": records,
+              "compute_s": round(compute, 1)}
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "results.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    write_curve_csv(record["curve"], args.results / "curve.csv")
+    rep.write_csv(spec_of(args, ev), rows, args.results / "table.csv")
+    write_table(args, record, args.results / "table.md")
+    plot(args, record, args.results / "plot.png")
+    print((args.results / "table.md").read_text())
+    print(f"results: {args.results}")
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""experiments/hil_serl_so101.py: the curve's windows and the reading of the learner's CSV log (fast), the planned
+commands, and the whole run in smoke mode end to end (learner + actor, evaluation of the export without the expert,
+results), then a rerun that skips both stages, and a rerun with other parameters that is refused."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "experiments"))
+
+import hil_serl_so101 as hil  # noqa: E402
+
+from tests.experiment_smoke import SmokeRun  # noqa: E402
+
+
+def _episode(i: int, success: bool, rate: float, length: float = 50.0) -> dict:
+    return {"episode": i, "success": float(success), "intervention_rate": rate, "length": length,
+            "episode_return": float(success), "update": 10 * i}
+
+
+def test_windows_count_success_autonomy_and_interventions():
+    eps = [_episode(i, i % 2 == 0, 1.0 if i < 4 else 0.0) for i in range(9)]
+    out = hil.windows(eps, 4)
+    assert [(w["first_episode"], w["last_episode"]) for w in out] == [(0, 3), (4, 7)]  # 1 of 4 left: dropped
+    first, second = out
+    assert first["successes"] == 2 and first["pc_success"] == 50.0 and first["pc_autonomous_success"] == 0.0
+    assert first["intervention_rate"] == 1.0 and second["intervention_rate"] == 0.0
+    assert second["pc_autonomous_success"] == 50.0  # episodes 4 and 6 succeeded without the expert
+    assert 0 < first["ci95_low"] < 50 < first["ci95_high"] < 100
+    assert first["env_steps_end"] == 200 and second["env_steps_end"] == 400 and second["update_end"] == 70
+    assert [(w["first_episode"], w["last_episode"]) for w in hil.windows(eps[:6], 4)] == [(0, 3), (4, 5)]
+    assert len(hil.windows(eps[:1], 4)) == 1 and hil.windows([], 4) == []
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True)
+    keys = ["env/episode_length", "env/episode_return", "env/intervention_rate", "env/success", "step", "train/loss"]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_read_episodes_in_version_order_and_only_episode_rows(tmp_path):
+    ep = lambda s, r, step: {"env/episode_length": 40, "env/episode_return": s, "env/intervention_rate": r,  # noqa
+                             "env/success": s, "step": step}
+    _write_metrics(tmp_path / "csv" / "version_10" / "metrics.csv", [ep(1.0, 0.0, 900)])
+    _write_metrics(tmp_path / "csv" / "version_2" / "metrics.csv",
+                   [ep(0.0, 1.0, 0), {"step": 1, "train/loss": 0.5}, ep(1.0, 0.5, 3)])
+    eps = hil.read_episodes(tmp_path)
+    assert [(e["episode"], e["success"], e["intervention_rate"], e["update"]) for e in eps] == \
+        [(0, 0.0, 1.0, 0), (1, 1.0, 0.5, 3), (2, 1.0, 0.0, 900)]
+    bad = tmp_path / "bad"
+    _write_metrics(bad / "csv" / "version_0" / "metrics.csv", [{**ep(1.0, 0.0, 1), "env/intervention_rate": ""}])
+    with pytest.raises(ValueError, match=r"version_0/metrics.csv, row 2"):
+        hil.read_episodes(bad)
+    with pytest.raises(FileNotFoundError, match="logger=csv"):
+        hil.read_episodes(tmp_path / "none")
+
+
+def test_planned_commands(tmp_path):
+    full = hil.parse_args([])
+    assert (full.updates, full.episodes, full.window) == (20000, 50, 20)
+    assert full.results == REPO / "experiments" / "results" / "hil_serl_so101"
+    run, ev = hil.plan_runs(hil.parse_args(["--smoke", "--out", str(tmp_path)]))
+    assert {"experiment=hil_serl_so101_sim", "debug=smoke", "role=both", "logger=csv", "dataset.port=0",
+            "trainer.max_steps=12"} <= set(run.overrides)
+    assert set(hil.STATE_ENV) - {"env.max_episode_steps=100"} <= set(ev.overrides)
+    assert "env.max_episode_steps=30" in ev.overrides and "eval.n_episodes=2" in ev.overrides  # smoke: shorter
+    assert ev.out_dir.parent.parent == run.run_dir
+    est = hil.estimate_seconds(1000, 50)
+    assert est["total"] == est["train"] + est["eval"] and hil.estimate_seconds(2000, 50)["train"] > est["train"]
+
+
+def test_smoke_run_end_to_end_and_resume(tmp_path):
+    smoke = SmokeRun("hil_serl_so101.py", tmp_path)
+    proc = smoke.run_ok()
+    assert "Estimated cost on the 2-core CPU" in proc.stdout
+    record = smoke.record()
+    smoke.check_record(record, ["final policy alone"])
+    assert record["actor"]["episodes"] == len(record["episodes"]) >= 1 and record["curve"]
+    assert record["actor"]["intervention_steps"] > 0  # the expert drove the untrained policy's episodes
+    run = record["runs"]["hil_serl/seed1000"]
+    assert run["config"]["role"] == "both" and run["config"]["trainer"]["max_steps"] == 12
+    info = (smoke.runs / "hil_serl" / "seed1000" / "evals" / "final" / "eval_info.json").read_text()
+    assert '"n_episodes": 2' in info
+    table = (smoke.results / "table.md").read_text()
+    assert table.startswith("# SMOKE RUN") and "Final policy alone" in table
+    assert (smoke.results / "curve.csv").read_text().startswith("first_episode,")
+    assert (smoke.results / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    smoke.check_resume(record, skipped=2, other_params_error="holds a HIL-SERL run with other parameters")
