@@ -19,6 +19,8 @@ line on stdin, each answered by one JSON line on stdout:
   loop runs per step), ``ms_bare`` is the same call sequence timed around ``policy.select_action`` alone.
 - ``{"op": "hit", "n": k}``: ``k`` calls served from the action queue (refilled, untimed, when it runs out); same
   answer.
+- ``{"op": "chunk_amp", "n": k}``: as ``chunk``, inside ``torch.autocast("cpu", dtype=torch.bfloat16)`` (what
+  ``lerobot-eval`` runs with ``policy.use_amp=true`` on CPU); same answer.
 - ``{"op": "quit"}``: exit.
 
 ``chunk`` and ``hit`` clear the optimizer state first (memory; a later ``train`` starts Adam afresh).
@@ -153,6 +155,9 @@ def main() -> None:
         optimizer.state.clear()  # inference from here on: free the Adam state (2 GB for Diffusion)
         policy.zero_grad(set_to_none=True)
         full, bare = [], []
+        amp = op == "chunk_amp"
+        if amp:
+            op = "chunk"
         for _ in range(n):
             if op == "chunk":
                 policy.reset()
@@ -160,7 +165,11 @@ def main() -> None:
                 policy.reset()
                 call()
                 remaining = n_action_steps - 1
-            f, b = call()
+            if amp:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    f, b = call()
+            else:
+                f, b = call()
             full.append(f)
             bare.append(b)
             remaining = n_action_steps - 1 if op == "chunk" else remaining - 1

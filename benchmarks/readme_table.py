@@ -190,7 +190,8 @@ def _startup(d: dict[str, Any]) -> tuple[str, str]:
 
 def _train_step_vs_lerobot(d: dict[str, Any]) -> tuple[str, str]:
     """benchmarks/train_step_vs_lerobot.py: per case, the robolearn/lerobot ratio of the training step and of
-    ``select_action`` with an empty queue, at each thread count."""
+    ``select_action`` with an empty queue, at each thread count; where measured, robolearn's bf16 chunk time over
+    lerobot's float32 one (and over lerobot's autocast one)."""
     rows = d["results"]
     threads = sorted({r["threads"] for r in rows})
     parts = []
@@ -200,6 +201,12 @@ def _train_step_vs_lerobot(d: dict[str, Any]) -> tuple[str, str]:
             got = [r for r in rows if r["case"] == case and r["metric"] == metric and r["ratio"] is not None]
             if got:
                 cells.append(f"{name} " + " / ".join(f"×{r['ratio']:.2f}" for r in sorted(got, key=lambda r: r["threads"])))
+        bf16 = sorted((r for r in rows if r["case"] == case and r["metric"] == "select_action_chunk_bf16"
+                       and r.get("ratio_vs_lerobot_fp32") is not None), key=lambda r: r["threads"])
+        if bf16:
+            cells.append("new chunk with `policy.quantize=bf16` " + " / ".join(
+                f"×{r['ratio_vs_lerobot_fp32']:.2f}" for r in bf16) + " of lerobot's float32 (" + " / ".join(
+                f"×{r['ratio']:.2f}" for r in bf16) + " of its `use_amp` autocast)")
         parts.append(f"{case}: " + ", ".join(cells))
     return (f"`train_step_vs_lerobot.py` (robolearn / lerobot time, equal config, batch {d['batch_size']} training, "
             f"batch 1 inference; {' / '.join(map(str, threads))} thread{'' if threads == [1] else 's'})",

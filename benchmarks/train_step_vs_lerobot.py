@@ -26,6 +26,15 @@ Metrics, each the median (p50) in ms:
   all denoising steps); ``select_action_hit``: a call served from the queue. robolearn's ``select_action`` takes raw
   observations and returns raw actions, so lerobot's is timed with its pre- and post-processor pipelines around it
   (what its eval loop runs per step); ``lerobot_bare_ms`` is lerobot's ``select_action`` alone.
+- ``select_action_chunk_bf16``: the chunk call in reduced precision on both sides, measured last. robolearn: the
+  policy after ``quantize_policy(policy, "bf16")`` (``policy.quantize=bf16``: linear and convolution weights cast to
+  bfloat16 once); lerobot: its ``policy.use_amp`` path, the same call inside ``torch.autocast("cpu",
+  dtype=torch.bfloat16)`` (what ``lerobot-eval`` does with ``use_amp``; it casts the float32 weights at every
+  call). ``lerobot_fp32_ms`` is lerobot's float32 chunk call (the ``select_action_chunk`` row) and
+  ``ratio_vs_lerobot_fp32`` robolearn's bf16 time over it; ``bf16_action_error`` is the mean absolute difference
+  between robolearn's bf16 and float32 actions of the first ``n_action_steps`` calls after a reset (same
+  observation, same noise), over the standard deviation of the float32 ones (random weights: a check that the
+  bf16 layers compute the same function, not a task-accuracy claim).
 
 The two sides alternate (``--rounds`` rounds of each metric, robolearn first), both with ``torch.set_num_threads(t)``
 for each ``t`` of ``--threads``; ratio = robolearn / lerobot (below 1: robolearn faster). Note the two venvs may have
@@ -62,6 +71,7 @@ import torch
 
 from robolearn.policies.act import ACTPolicy
 from robolearn.policies.diffusion import DiffusionPolicy
+from robolearn.policies.quantize import quantize_policy
 from robolearn.utils import provenance
 
 HERE = Path(__file__).resolve().parent
@@ -90,7 +100,7 @@ CASES: dict[str, dict[str, Any]] = {
         "n_obs_steps": 2, "horizon": 64, "n_action_steps": 32, "pretrained_backbone_weights": None,
         "use_group_norm": False, "crop_shape": None, "use_separate_rgb_encoder_per_camera": True}},
 }
-METRICS = ("train_step", "select_action_chunk", "select_action_hit")
+METRICS = ("train_step", "select_action_chunk", "select_action_hit", "select_action_chunk_bf16")
 
 
 # ---------------------------------------------------------------------------------------------------- robolearn side
@@ -249,6 +259,15 @@ class LerobotProbe:
 
 
 # ---------------------------------------------------------------------------------------------------- one case
+def first_actions(policy: Any, seed: int = 0) -> torch.Tensor:
+    """The first ``n_action_steps`` actions ``(n, action_dim)`` after a reset on the benchmark's observation, the
+    global RNG seeded with ``seed`` first (Diffusion's noise)."""
+    policy.eval().reset()
+    obs = _inference.observation(torch.device("cpu"), 0)
+    torch.manual_seed(seed)
+    return torch.cat([policy.select_action(obs) for _ in range(policy.n_action_steps)])
+
+
 def _p50(xs: list[float]) -> float | None:
     return round(statistics.median(xs), 3) if xs else None
 
@@ -305,6 +324,17 @@ def measure_case(case: str, threads: int, args: argparse.Namespace, lerobot_pyth
             for _ in range(args.rounds):
                 rl[metric].extend(robolearn_select(policy, op, n_round, queue))
                 lerobot_round(op, n_round, metric)
+        if "select_action_chunk_bf16" in metrics:
+            reference = first_actions(policy)
+            quantize_policy(policy, "bf16")
+            bf16_error = ((first_actions(policy) - reference).abs().mean() / reference.std()).item()
+            robolearn_select(policy, "chunk", 1, queue)  # warm-up (oneDNN's bf16 kernels)
+            if probe is not None:
+                probe.run("chunk_amp", 1)
+            n_round = max(1, chunk_calls // args.rounds)
+            for _ in range(args.rounds):
+                rl["select_action_chunk_bf16"].extend(robolearn_select(policy, "chunk", n_round, queue))
+                lerobot_round("chunk_amp", n_round, "select_action_chunk_bf16")
     finally:
         if probe is not None:
             probe.__exit__(None, None, None)
@@ -316,6 +346,12 @@ def measure_case(case: str, threads: int, args: argparse.Namespace, lerobot_pyth
                      "ratio": round(a / b, 3) if a is not None and b else None,
                      "lerobot_bare_ms": _p50(lr_bare[metric]) if metric != "train_step" else None,
                      "n": [len(rl[metric]), len(lr[metric])]})
+    fp32 = _p50(lr["select_action_chunk"])
+    for row in rows:
+        if row["metric"] == "select_action_chunk_bf16":
+            row.update({"lerobot_fp32_ms": fp32, "bf16_action_error": round(bf16_error, 5),
+                        "ratio_vs_lerobot_fp32": round(row["robolearn_ms"] / fp32, 3)
+                        if row["robolearn_ms"] is not None and fp32 else None})
     info = {"params_M_robolearn": round(sum(p.numel() for p in policy.parameters()) / 1e6, 2),
             "params_M_lerobot": probe.info["params_M"] if probe is not None else None,
             "lerobot_torch": probe.info["torch"] if probe is not None else None}

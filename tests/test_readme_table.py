@@ -63,3 +63,16 @@ def test_render_needs_the_markers():
     new = module.render(text)
     assert new.startswith(f"head\n{module.BEGIN}\n| benchmark | result | measured at |") and new.endswith(
         f"{module.END}\ntail\n") and "old table" not in new
+
+
+def test_train_step_row_gives_the_bf16_chunk_ratio_where_measured():
+    module = _module()
+    rows = [{"case": "diffusion", "threads": 1, "metric": "train_step", "ratio": 0.3},
+            {"case": "diffusion", "threads": 1, "metric": "select_action_chunk", "ratio": 1.08}]
+    record = {"batch_size": 8, "results": rows}
+    assert "quantize=bf16" not in module._train_step_vs_lerobot(record)[1]  # not measured: no cell
+    rows.append({"case": "diffusion", "threads": 1, "metric": "select_action_chunk_bf16", "ratio": 0.25,
+                 "ratio_vs_lerobot_fp32": 0.48})
+    cell = module._train_step_vs_lerobot(record)[1]
+    assert cell == ("diffusion: train step ×0.30, new chunk ×1.08, new chunk with `policy.quantize=bf16` ×0.48 of "
+                    "lerobot's float32 (×0.25 of its `use_amp` autocast)")

@@ -227,9 +227,10 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
     the Hub revision). The backbone is built without downloading pretrained weights (they are in
     ``model.safetensors``).
 
-    ``quantize`` (``"none"``, ``"int8_weight_only"``, ``"int8_dynamic"``; ``python eval.py policy.path=<dir>
-    policy.quantize=int8_dynamic``) quantizes a SmolVLA/π0/π0.5's transformer linears to int8 once the weights are
-    loaded, for inference (:func:`robolearn.policies.quantize.quantize_policy`).
+    ``quantize`` (``"none"``, ``"bf16"``, ``"int8_weight_only"``, ``"int8_dynamic"``; ``python eval.py
+    policy.path=<dir> policy.quantize=bf16``) runs any policy's linear and convolution layers in bfloat16, or
+    quantizes a SmolVLA/π0/π0.5's transformer linears to int8, once the weights are loaded, for inference
+    (:func:`robolearn.policies.quantize.quantize_policy`).
 
     Raises:
         FileNotFoundError: no such folder/repo, or neither ``config.yaml`` nor ``config.json`` in it, or
@@ -238,8 +239,8 @@ def load_policy(path: str | os.PathLike, map_location: str | torch.device = "cpu
         RuntimeError: the weights do not match the rebuilt module (robolearn format, with ``strict``).
         ValueError: (``LerobotFormatError``) unsupported lerobot type/config value, or missing/renamed tensors,
             named in the message; an ``overrides`` key the saved config does not hold, or overrides given for a
-            lerobot-format folder; an unknown ``quantize`` mode (the valid ones are listed) or one other than
-            ``"none"`` for a policy that is not a VLA.
+            lerobot-format folder; an unknown ``quantize`` mode (the valid ones are listed) or an int8 mode for a
+            policy that is not a VLA.
     """
     from robolearn.policies.quantize import check_mode, quantize_policy
     from robolearn.policies.weights_file import load_weights

@@ -51,6 +51,9 @@ def test_robolearn_side(bench, case, keep_threads):
     for r in rows:
         assert r["robolearn_ms"] > 0 and r["lerobot_ms"] is None and r["ratio"] is None
         assert r["n"] == [2, 0] and r["case"] == case and r["threads"] == 1
+    bf16 = rows[-1]
+    assert bf16["metric"] == "select_action_chunk_bf16" and bf16["ratio_vs_lerobot_fp32"] is None
+    assert 0 < bf16["bf16_action_error"] < 0.05  # the bf16 layers compute the float32 function, rounded
 
 
 def test_training_batch_shapes(bench):
@@ -75,3 +78,5 @@ def test_both_sides_act(bench, keep_threads):
     for r in rows:
         assert r["lerobot_ms"] > 0 and r["ratio"] > 0 and r["n"] == [2, 2]
     assert rows[0]["params_M_robolearn"] == rows[0]["params_M_lerobot"]  # same architecture on both sides
+    bf16 = rows[-1]  # robolearn's bf16 weights vs lerobot's use_amp autocast, and vs lerobot's float32 chunk
+    assert bf16["lerobot_fp32_ms"] == rows[1]["lerobot_ms"] and bf16["ratio_vs_lerobot_fp32"] > 0

@@ -19,7 +19,7 @@ from robolearn.features import PolicyFeature
 from robolearn.policies import load_policy, save_pretrained
 from robolearn.policies.pi0 import Pi0Policy, Pi05Policy
 from robolearn.policies.pi0.backbone import AdaRMSNorm
-from robolearn.policies.quantize import QUANTIZE_MODES, is_quantized, model_bytes, quantize_policy, quantize_targets
+from robolearn.policies.quantize import INT8_MODES, is_quantized, model_bytes, quantize_policy, quantize_targets
 from robolearn.policies.smolvla import SmolVLAPolicy
 from robolearn.policies.smolvla.tiny import write_tiny_smolvlm
 from robolearn.utils.schema import CONF_DIR, register_schemas
@@ -31,7 +31,7 @@ from .test_pi0 import stats as vla_stats  # mean/std and the quantiles π0.5 nor
 
 FEATURES = {"observation.image": PolicyFeature(FT.VISUAL, (3, 24, 32)),
             "observation.state": PolicyFeature(FT.STATE, (3,)), "action": PolicyFeature(FT.ACTION, (2,))}
-MODES = [m for m in QUANTIZE_MODES if m != "none"]
+MODES = list(INT8_MODES)
 # Normalized L1 (mean |a_q - a_fp32| / std of the fp32 actions) allowed. Per-row symmetric int8 rounds each weight
 # (and, with int8_dynamic, each activation) by at most half a step, 1/254 of its row's (token's) largest magnitude;
 # through a few layers and Euler steps the tiny models measure 1e-4 .. 1e-3. 0.02 leaves a margin for other CPUs'
@@ -95,6 +95,19 @@ def test_quantized_actions_finite_and_close_to_float(policies, name, mode):
 
 
 @pytest.mark.parametrize("name", ["smolvla", "pi0", "pi05"])
+def test_bf16_vla_actions_close_to_float(policies, name):
+    policy = policies[name]
+    obs = _obs()
+    reference = _chunk(policy, obs)
+    half = quantize_policy(copy.deepcopy(policy), "bf16")
+    actions = _chunk(half, obs)
+    assert actions.dtype == torch.float32 and torch.isfinite(actions).all()
+    error = ((actions - reference).abs().mean() / reference.std()).item()
+    assert 0 < error < TOLERANCE, error
+    assert half.quantization["mode"] == "bf16" and half.quantization["layers"] > 0
+
+
+@pytest.mark.parametrize("name", ["smolvla", "pi0", "pi05"])
 def test_tower_linears_quantized_heads_norms_embeddings_float(policies, name):
     policy = policies[name]
     targets = quantize_targets(policy)
@@ -123,7 +136,7 @@ def test_tower_linears_quantized_heads_norms_embeddings_float(policies, name):
 
 
 def test_unknown_mode_and_non_vla_policy_are_refused(policies, tmp_path):
-    with pytest.raises(ValueError, match=r"'none', 'int8_weight_only', 'int8_dynamic'"):
+    with pytest.raises(ValueError, match=r"'none', 'bf16', 'int8_weight_only', 'int8_dynamic'"):
         quantize_policy(copy.deepcopy(policies["smolvla"]), "int4")
     with pytest.raises(ValueError, match=r"int8_weight_only"):  # checked before anything is loaded
         load_policy(tmp_path / "does_not_exist", quantize="fp8")
