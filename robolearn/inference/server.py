@@ -145,12 +145,12 @@ class PolicyServer(RpcService):
 
 def server_from_config(cfg: Any) -> PolicyServer:
     """Build (not start) a :class:`PolicyServer` from a composed ``conf/serve.yaml``: loads
-    ``cfg.policy.path`` with :func:`robolearn.policies.load_policy` on ``cfg.policy.device``, int8-quantized when
-    ``cfg.policy.quantize`` is not ``none`` (:mod:`robolearn.policies.quantize`).
+    ``cfg.policy.path`` with :func:`robolearn.policies.load_policy` on ``cfg.policy.device``, in bfloat16 or
+    int8-quantized when ``cfg.policy.quantize`` is not ``none`` (:mod:`robolearn.policies.quantize`).
 
     Raises:
         FileNotFoundError: the policy folder lacks ``config.yaml``/``model.safetensors``.
-        ValueError: an unknown ``policy.quantize`` mode, or quantization of a policy that is not a VLA. See
+        ValueError: an unknown ``policy.quantize`` mode, or int8 quantization of a policy that is not a VLA. See
             :class:`PolicyServer`.
     """
     from robolearn.policies import load_policy
