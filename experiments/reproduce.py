@@ -526,7 +526,8 @@ README_END = "<!-- end of reproductions table -->"
 def summary_table(spec_dir: Path = SPEC_DIR, results_root: Path = REPO / "experiments" / "results") -> str:
     """The markdown table of every reproduction: paper number, full-scale command, the CPU-scaled result (success
     with its Wilson 95 % interval per arm, from ``<results_root>/<name>/results.json``), its cost and provenance.
-    Smoke results and reproductions without results say "not run yet"."""
+    Smoke results and reproductions without results say "not run yet". A row with results is titled with the spec
+    recorded in them (the one that ran), so a spec changed since, e.g. for a rerun, does not relabel old numbers."""
     lines = ["| reproduction | paper's number | full-scale command | CPU-scaled result: success % (95 % CI), "
              "pooled over seeds | cost | provenance |", "|---|---|---|---|---|---|"]
     for path in sorted(spec_dir.glob("*.yaml")):
@@ -546,7 +547,8 @@ def summary_table(spec_dir: Path = SPEC_DIR, results_root: Path = REPO / "experi
             cost = f"{record['compute_s'] / 3600:.1f} h of train/eval commands ({where})"
             rel = record_path.relative_to(REPO) if record_path.is_relative_to(REPO) else record_path
             prov = f"[{record['source']['commit'][:7]}]({Path(*rel.parts[1:]) if rel.parts[0] == 'experiments' else rel})"
-        lines.append(f"| {command}<br>{spec['title']} | {spec.get('paper', '')}: {spec.get('paper_result', '–')} | "
+        title = spec["title"] if measured == "not run yet" else (record.get("spec") or spec)["title"]
+        lines.append(f"| {command}<br>{title} | {spec.get('paper', '')}: {spec.get('paper_result', '–')} | "
                      f"`{spec.get('full_scale', '–')}` | {measured} | {cost} | {prov} |")
     return "\n".join(lines) + "\n"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -181,3 +182,20 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path):
 def test_experiments_readme_table_is_generated_from_the_results_files():
     block = rep.README.read_text().split(rep.README_BEGIN, 1)[1].split(rep.README_END, 1)[0]
     assert block == "\n" + rep.summary_table(), "run: python experiments/reproduce.py --update-readme"
+
+
+def test_summary_row_keeps_the_title_of_the_spec_that_ran(tmp_path):
+    specs, results = tmp_path / "specs", tmp_path / "results"
+    specs.mkdir()
+    shutil.copy(rep.SPEC_DIR / "pusht_state_comparison.yaml", specs)
+    ran = rep.load_spec("pusht_state_comparison", specs)
+    (results / "pusht_state_comparison").mkdir(parents=True)
+    record = {"spec": {**ran, "title": "the spec as it ran, 10k steps"}, "source": {"commit": "a" * 40},
+              "hardware": {"cpus": 2}, "compute_s": 3600.0,
+              "rows": [{"arm": "Diffusion Policy", "n_seeds": 2, "episodes": 100, "pc_success": 27.0,
+                        "ci95_low": 19.0, "ci95_high": 36.0, "unverified": 0}]}
+    (results / "pusht_state_comparison" / "results.json").write_text(json.dumps(record))
+    table = rep.summary_table(specs, results)
+    assert "the spec as it ran, 10k steps" in table and ran["title"] not in table
+    (results / "pusht_state_comparison" / "results.json").unlink()
+    assert ran["title"] in rep.summary_table(specs, results) and "not run yet" in rep.summary_table(specs, results)
