@@ -163,7 +163,8 @@ def _to_bf16(policy: nn.Module) -> dict[str, Any]:
 
 
 def quantize_policy(policy: nn.Module, mode: str | None) -> nn.Module:
-    """Quantize ``policy``'s tower linears (:func:`quantize_targets`) in place for inference; returns ``policy``.
+    """Quantize ``policy`` in place for inference (``"bf16"``: the :func:`bf16_targets` layers; int8: the tower
+    linears of :func:`quantize_targets`); returns ``policy``.
 
     Call after the weights are loaded and the policy is on its device (the int8 tensors follow later ``.to()``
     moves). The policy is put in eval mode and its parameters stop requiring gradients. With a mode other than
