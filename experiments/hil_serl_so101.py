@@ -277,10 +277,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     est = estimate_seconds(args.updates, args.episodes)
     print(f"[{NAME}] run in {args.out}; results in {args.results}. Estimated cost on the 2-core CPU: "
           f"{est['total'] / 60:.0f} min (train {est['train'] / 60:.1f}, eval {est['eval'] / 60:.1f} min)", flush=True)
-    cpus = os.cpu_count() or 1
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+    threads = str(max(1, (os.cpu_count() or 1) // 2))  # learner and actor share the CPU
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
            "WANDB_MODE": "offline", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(max(1, cpus // 2))  # learner and actor share the CPU
     run, ev = plan_runs(args)
     print(rep.do_train(run, args.accelerator, env, head), flush=True)
     print(rep.do_eval(ev, args.accelerator, env), flush=True)
