@@ -68,31 +68,41 @@ class StepWindows:
 
 
 class Deviation:
-    """Take over when the policy's action differs from the teleoperator's, and keep control ``hold_steps`` steps.
+    """Take over when the policy's action differs from the teleoperator's for ``patience`` steps in a row, and keep
+    control ``hold_steps`` steps.
 
     The deviation is ``max_k |policy[k] - teleop[k]|`` over the action keys, in the robot's action units (for the
-    SO-101 sim: position deltas in [-1, 1] and the gripper in [0, 1]). A non-finite policy action always takes over.
-    Meant for a scripted expert as the teleoperator (``teleop=scripted``): its action is what a person would do.
+    SO-101 sim: position deltas in [-1, 1] and the gripper in [0, 1]). A non-finite policy action always takes over
+    at once, whatever ``patience``. Meant for a scripted expert as the teleoperator (``teleop=scripted``): its action
+    is what a person would do. ``patience = 1`` takes over at the first deviating step; a larger value plays a person
+    who lets the policy err for a moment before correcting it (HIL-SERL's operator intervenes when the robot goes
+    astray, not at every imprecise action), so a policy that deviates pays for it in time and progress.
 
     Args:
-        threshold: deviation above which the teleoperator takes over (> 0, action units).
+        threshold: deviation above which a step counts as deviating (> 0, action units).
         hold_steps: steps the teleoperator keeps control once it took over (>= 1).
+        patience: consecutive deviating policy steps before the teleoperator takes over (>= 1); the policy's
+            action of those steps is executed.
 
     Raises:
-        ValueError: a non-positive or non-finite threshold, or ``hold_steps < 1``.
+        ValueError: a non-positive or non-finite threshold, ``hold_steps < 1`` or ``patience < 1``.
     """
 
-    def __init__(self, threshold: float, hold_steps: int = 10) -> None:
+    def __init__(self, threshold: float, hold_steps: int = 10, patience: int = 1) -> None:
         if not (math.isfinite(float(threshold)) and float(threshold) > 0):
             raise ValueError(f"takeover threshold must be a finite number > 0, got {threshold}")
         if int(hold_steps) < 1:
             raise ValueError(f"takeover hold_steps must be >= 1, got {hold_steps}")
-        self.threshold, self.hold_steps = float(threshold), int(hold_steps)
+        if int(patience) < 1:
+            raise ValueError(f"takeover patience must be >= 1, got {patience}")
+        self.threshold, self.hold_steps, self.patience = float(threshold), int(hold_steps), int(patience)
         self._until = -1
+        self._streak = 0
 
     def reset(self) -> None:
         """Start of an episode: the policy has control."""
         self._until = -1
+        self._streak = 0
 
     @staticmethod
     def deviation(policy_action: Mapping[str, float], teleop_action: Mapping[str, float]) -> float:
@@ -101,9 +111,14 @@ class Deviation:
         return max(d) if all(math.isfinite(x) for x in d) else math.inf
 
     def take_over(self, step: int, policy_action: Mapping[str, float], teleop_action: Mapping[str, float]) -> bool:
-        """Whether the deviation at ``step`` exceeds the threshold (then control is held until ``step + hold_steps``)."""
-        if self.deviation(policy_action, teleop_action) > self.threshold:
+        """Whether the teleoperator takes over at ``step``: the deviation exceeded the threshold on ``patience``
+        consecutive policy steps ending at ``step`` (or is not finite); control is then held until
+        ``step + hold_steps``."""
+        d = self.deviation(policy_action, teleop_action)
+        self._streak = self._streak + 1 if d > self.threshold else 0
+        if self._streak >= self.patience or not math.isfinite(d):
             self._until = step + self.hold_steps
+            self._streak = 0
             return True
         return False
 

@@ -230,6 +230,25 @@ def test_deviation_trigger_takes_over_holds_and_hands_back():
         StepWindows([[5, 2]])
 
 
+def test_deviation_patience_lets_the_policy_err_before_taking_over():
+    d = Deviation(threshold=0.5, hold_steps=2, patience=3)
+    far, near, expert = {"x": 1.0}, {"x": 0.1}, {"x": 0.0}
+    # Two deviating steps, then a close one: the streak restarts.
+    assert [d.take_over(s, a, expert) for s, a in enumerate([far, far, near, far, far])] == [False] * 5
+    assert d.take_over(5, far, expert)  # the third deviating step in a row
+    assert [d.hand_back(s, expert) for s in (6, 7)] == [False, True]
+    # After the hand-back the count starts again from zero.
+    assert [d.take_over(s, far, expert) for s in (7, 8, 9)] == [False, False, True]
+    d.reset()
+    assert not d.take_over(0, far, expert)
+    d.reset()  # a new episode forgets the streak
+    assert not d.take_over(0, far, expert) and not d.take_over(1, far, expert)
+    # A non-finite action never waits for patience.
+    assert Deviation(threshold=0.5, patience=5).take_over(0, {"x": float("inf")}, expert)
+    with pytest.raises(ValueError, match="patience"):
+        Deviation(threshold=0.5, patience=0)
+
+
 def test_record_only_corrections_saves_one_episode_per_takeover(tmp_path):
     robot, teleop, policy = _Robot(), _Teleop(), _Policy()
     w = _writer(tmp_path / "d", robot)
