@@ -84,14 +84,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="takeover=deviation's threshold, robot action units (conf/takeover/deviation.yaml)")
     p.add_argument("--hold-steps", type=int, default=10, help="steps the expert keeps control after a takeover")
     p.add_argument("--seed", type=int, default=1000, help="training seed of the three runs")
-    p.add_argument("--out", type=Path, default=None,
-                   help="where the runs go (default outputs/dagger_so101; outputs/smoke/dagger_so101 with --smoke)")
-    p.add_argument("--results", type=Path, default=None,
-                   help="results folder (default experiments/results/dagger_so101; <out>/results with --smoke)")
-    p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--smoke", action="store_true", help="tiny runs (debug=smoke): checks the whole path in minutes")
-    p.add_argument("--allow-dirty", action="store_true",
-                   help="run from a dirty tree; rows of runs failing the provenance checks are marked UNVERIFIED")
+    rep.add_run_options(p, NAME, "the runs")
     args = p.parse_args(argv)
     small = args.smoke
     for key, full, smoke in (("weak_steps", 400, 3), ("finetune_steps", 400, 3), ("episodes", 50, 2),
@@ -100,12 +93,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             setattr(args, key, smoke if small else full)
         if getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
-    if args.out is None:
-        args.out = REPO / "outputs" / ("smoke" if small else "") / NAME
-    args.out = args.out.resolve()
-    if args.results is None:
-        args.results = args.out / "results" if small else REPO / "experiments" / "results" / NAME
-    args.results = args.results.resolve()
+    rep.resolve_run_paths(args, NAME)
     return args
 
 

@@ -111,14 +111,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="OMP/MKL threads of the train/eval commands (default: the CPU count; 1 is faster for the "
                         "tiny teacher on a CPU shared with other jobs)")
     p.add_argument("--seed", type=int, default=1000, help="training seed of both runs")
-    p.add_argument("--out", type=Path, default=None,
-                   help="where the runs go (default outputs/distill_vla; outputs/smoke/distill_vla with --smoke)")
-    p.add_argument("--results", type=Path, default=None,
-                   help="results folder (default experiments/results/distill_vla; <out>/results with --smoke)")
-    p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--smoke", action="store_true", help="tiny runs (debug=smoke): checks the whole path in minutes")
-    p.add_argument("--allow-dirty", action="store_true",
-                   help="run from a dirty tree; rows of runs failing the provenance checks are marked UNVERIFIED")
+    rep.add_run_options(p, NAME, "the runs")
     args = p.parse_args(argv)
     small = args.smoke
     for key, full, smoke in (("teacher_steps", 3000, 3), ("student_steps", 6000, 3), ("episodes", 50, 2),
@@ -133,12 +126,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.teacher = args.teacher.resolve()
         if not (args.teacher / "config.yaml").is_file() and not (args.teacher / "config.json").is_file():
             p.error(f"--teacher {args.teacher} is not an exported policy folder (no config.yaml / config.json)")
-    if args.out is None:
-        args.out = REPO / "outputs" / ("smoke" if small else "") / NAME
-    args.out = args.out.resolve()
-    if args.results is None:
-        args.results = args.out / "results" if small else REPO / "experiments" / "results" / NAME
-    args.results = args.results.resolve()
+    rep.resolve_run_paths(args, NAME)
     return args
 
 

@@ -282,6 +282,34 @@ def do_recording(folder: Path, done_name: str, dataset_root: Path, argv: list[st
     return seconds
 
 
+def add_run_options(p: argparse.ArgumentParser, name: str, what: str = "the runs") -> None:
+    """The options every one-command experiment script shares (``--seed`` excepted): ``--out`` (default
+    ``outputs/<name>``; ``outputs/smoke/<name>`` with ``--smoke``), ``--results`` (default
+    ``experiments/results/<name>``; ``<out>/results`` with ``--smoke``), ``--accelerator``, ``--smoke`` and
+    ``--allow-dirty``. :func:`resolve_run_paths` fills the defaults in after parsing; ``what`` names the runs in
+    the help ("the runs", "the run")."""
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"where {what} go(es) (default outputs/{name}; outputs/smoke/{name} with --smoke)")
+    p.add_argument("--results", type=Path, default=None,
+                   help=f"results folder (default experiments/results/{name}; <out>/results with --smoke)")
+    p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--smoke", action="store_true", help="tiny runs (debug=smoke): checks the whole path in minutes")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="run from a dirty tree; rows of runs failing the provenance checks are marked UNVERIFIED")
+
+
+def resolve_run_paths(args: argparse.Namespace, name: str) -> None:
+    """Fill in ``args.out`` and ``args.results`` (options of :func:`add_run_options`) when not given, as absolute
+    paths: ``outputs/[smoke/]<name>`` under the repository, and ``experiments/results/<name>`` (``<out>/results``
+    with ``--smoke``, so a smoke run never writes into the committed results)."""
+    if args.out is None:
+        args.out = REPO / "outputs" / ("smoke" if args.smoke else "") / name
+    args.out = Path(args.out).resolve()
+    if args.results is None:
+        args.results = args.out / "results" if args.smoke else REPO / "experiments" / "results" / name
+    args.results = Path(args.results).resolve()
+
+
 def check_plan_file(out: Path, params: dict[str, Any], what: str = "an experiment") -> None:
     """Write ``<out>/plan.json`` (an experiment's parameters, JSON values), or check that an existing one holds the
     same, so a resumed one-command experiment never mixes runs made with other parameters.
