@@ -214,9 +214,9 @@ def _train_step_vs_lerobot(d: dict[str, Any]) -> tuple[str, str]:
 
 
 def _realistic_loading(d: dict[str, Any]) -> tuple[str, str]:
-    """benchmarks/realistic_loading.py (not in :data:`ROWS` until its results file is committed): per dataset, the
-    robolearn/lerobot samples/s ratio at each worker count and the largest worker's peak RSS of both at the most
-    workers measured."""
+    """benchmarks/realistic_loading.py: per dataset, the robolearn/lerobot samples/s ratio at each worker count, both
+    rates at the fewest workers with the single-core raw-decode bound of the same files, and the largest worker's peak
+    RSS of both at the most workers measured."""
     names = {"av1": "AV1", "h264": "H.264", "pusht": "PushT"}
     parts = []
     for name, ds in d["datasets"].items():
@@ -231,9 +231,11 @@ def _realistic_loading(d: dict[str, Any]) -> tuple[str, str]:
         if last["robolearn_peak_rss_worker_mib"] is not None and last["lerobot_peak_rss_worker_mib"] is not None:
             mem = (f", worker peak RSS {_n(last['robolearn_peak_rss_worker_mib'])} vs "
                    f"{_n(last['lerobot_peak_rss_worker_mib'])} MiB at {last['num_workers']} workers")
+        bound = rows[0].get("raw_decode_samples_per_s_bound_single")
+        bound = f", raw-decode bound {_n(bound, 1)} per core" if bound else ""
         parts.append(f"{names.get(name, name)}: {ratios} ({workers} workers; "
                      f"{_n(rows[0]['robolearn_samples_per_s'], 1)} vs {_n(rows[0]['lerobot_samples_per_s'] or 0, 1)} "
-                     f"samples/s at {rows[0]['num_workers']}){mem}")
+                     f"samples/s at {rows[0]['num_workers']}{bound}){mem}")
     av1 = d["datasets"].get("av1", {})
     size = f"{av1['episodes']} × {av1['seconds_per_episode']:g} s, 2 cameras {av1['image'][1]}×{av1['image'][0]}; " \
         if "episodes" in av1 else ""
@@ -246,6 +248,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "main_job": _main_job,
     "main_job_camera": _main_job_camera,
     "dataloading": _dataloading,
+    "realistic_loading": _realistic_loading,
     "episode_subsets": _episode_subsets,
     "hf_dataset_memory": _hf_memory,
     "augment_cpu": _augment,

@@ -51,11 +51,16 @@ from robolearn.eval.metrics import wilson_interval  # noqa: E402
 from robolearn.utils.provenance import finish_header, git_state, results_header  # noqa: E402
 
 NAME = "hil_serl_so101"
+# The actor's episode limit (conf/dataset/hil_serl_so101_sim.yaml: env_kwargs.robot.max_episode_steps), kept by the
+# evaluation.
+EPISODE_STEPS = 200
 # conf/env/robot_so101_sim.yaml made into the env the learner's actor steps (conf/dataset/hil_serl_so101_sim.yaml):
-# no camera, the simulator's 15 environment-state values, 100-step episodes; no teleoperator, so no takeover.
+# no camera, the simulator's 15 environment-state values, 200-step (20 s) episodes as the actor's; no teleoperator,
+# so no takeover.
 STATE_ENV = ("env=robot_so101_sim", "env.make.robot.camera=null", "+env.make.cameras=false",
              "+env.make.environment_state=true", "~env.features_map.pixels",
-             "+env.features_map.environment_state=observation.environment_state", "env.max_episode_steps=100")
+             "+env.features_map.environment_state=observation.environment_state",
+             f"env.max_episode_steps={EPISODE_STEPS}")
 # Cost model of the 2-core CPU, learner and actor sharing it. Estimates: a 2,700-update probe ran at 0.1 s per update
 # with two other trainings on the same CPU; alone, about half (eval.py stepped the env at 40 steps/s).
 SECONDS_PER_UPDATE = 0.05
@@ -72,35 +77,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=None,
                    help="actor episodes per point of the curve (default 20; 1 with --smoke)")
     p.add_argument("--seed", type=int, default=1000, help="training seed (the actor's env seed is seed + 1)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="where the run goes (default outputs/hil_serl_so101; outputs/smoke/hil_serl_so101 with --smoke)")
-    p.add_argument("--results", type=Path, default=None,
-                   help="results folder (default experiments/results/hil_serl_so101; <out>/results with --smoke)")
-    p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--smoke", action="store_true", help="tiny run (debug=smoke): checks the whole path in a minute")
-    p.add_argument("--allow-dirty", action="store_true",
-                   help="run from a dirty tree; the row of a run failing the provenance checks is marked UNVERIFIED")
+    rep.add_run_options(p, NAME, "the run")
     args = p.parse_args(argv)
     for key, full, smoke in (("updates", 20000, 12), ("episodes", 50, 2), ("window", 20, 1)):
         if getattr(args, key) is None:
             setattr(args, key, smoke if args.smoke else full)
         if getattr(args, key) < 1:
             p.error(f"--{key} must be >= 1, got {getattr(args, key)}")
-    if args.out is None:
-        args.out = REPO / "outputs" / ("smoke" if args.smoke else "") / NAME
-    args.out = args.out.resolve()
-    if args.results is None:
-        args.results = args.out / "results" if args.smoke else REPO / "experiments" / "results" / NAME
-    args.results = args.results.resolve()
+    rep.resolve_run_paths(args, NAME)
     return args
 
 
 def estimate_seconds(updates: int, episodes: int) -> dict[str, float]:
     """Estimate of the wall time on the 2-core CPU, in seconds: ``train`` (:data:`SECONDS_PER_UPDATE` per learner
-    update, the actor running beside it, plus start-up), ``eval`` (every episode run to its 100-step limit) and
+    update, the actor running beside it, plus start-up), ``eval`` (every episode run to its 200-step limit) and
     ``total``."""
     est = {"train": SECONDS_PER_COMMAND + updates * SECONDS_PER_UPDATE,
-           "eval": SECONDS_PER_COMMAND + episodes * 100 / EVAL_STEPS_PER_S}
+           "eval": SECONDS_PER_COMMAND + episodes * EPISODE_STEPS / EVAL_STEPS_PER_S}
     est["total"] = sum(est.values())
     return {k: round(v, 1) for k, v in est.items()}
 
