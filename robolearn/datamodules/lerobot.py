@@ -21,6 +21,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from robolearn.datasets.errors import DatasetFormatError
 from robolearn.datamodules.augmented import AugmentedDataset, AugmentedIterable, EpochTaggedSampler, build_augment
 from robolearn.datamodules.sampler import EpochShuffleSampler
+from robolearn.datamodules.workers import AUTO, resolve_num_workers
 from robolearn.features import FeatureType, PolicyFeature, dataset_to_policy_features
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,9 @@ class LeRobotDataModule(L.LightningDataModule):
         exclude_features: dataset keys not passed to the policy (e.g. ``observation.environment_state``
             to train a pixels-only policy on a dataset that also has keypoints).
         batch_size, num_workers, persistent_workers, pin_memory, prefetch_factor, drop_last: DataLoader
-            settings (``persistent_workers``/``prefetch_factor`` only apply with workers > 0).
+            settings (``persistent_workers``/``prefetch_factor`` only apply with workers > 0); ``num_workers``
+            ``"auto"`` (the default) is one worker per available core, at most 8
+            (:func:`robolearn.datamodules.workers.resolve_num_workers`, chosen by measurement).
         tolerance_s: tolerance in seconds for ``delta_timestamps`` alignment and video frame matching.
         video_backend: decoder name passed to the reader (None = default).
         generator: optional callable ``generator(root: Path, repo_id: str)`` that creates the dataset
@@ -73,7 +76,7 @@ class LeRobotDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         exclude_features: Sequence[str] = (),
         batch_size: int = 32,
-        num_workers: int = 4,
+        num_workers: int | str = AUTO,
         persistent_workers: bool = True,
         pin_memory: bool = False,
         prefetch_factor: int | None = 2,
@@ -97,7 +100,7 @@ class LeRobotDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.exclude_features = tuple(exclude_features)
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.num_workers = resolve_num_workers(num_workers)
         self.persistent_workers = persistent_workers
         self.pin_memory = pin_memory
         self.prefetch_factor = prefetch_factor

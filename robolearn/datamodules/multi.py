@@ -31,6 +31,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomS
 
 from robolearn.datamodules.augmented import AugmentedDataset, EpochCountingSampler, build_augment
 from robolearn.datamodules.lerobot import LeRobotDataModule
+from robolearn.datamodules.workers import AUTO, resolve_num_workers
 from robolearn.features import FeatureType, PolicyFeature
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,8 @@ class MultiLeRobotDataModule(L.LightningDataModule):
             ``dataset_kwargs``, ``rename`` (``{source key: common key}``) and ``weight`` (sampling weight).
         pad_to: ``{common key: width}`` to pad vector features to a fixed width (e.g. ``{"observation.state": 32}``)
             instead of the widest source.
-        batch_size, num_workers, persistent_workers, pin_memory, drop_last: DataLoader settings.
+        batch_size, num_workers, persistent_workers, pin_memory, drop_last: DataLoader settings (``num_workers``
+            ``"auto"``: :func:`robolearn.datamodules.workers.resolve_num_workers`).
         val_fraction: default per-source validation fraction of episodes.
         samples_per_epoch: items drawn per training epoch (default: total training frames).
         seed: episode split and sampler seed.
@@ -159,7 +161,7 @@ class MultiLeRobotDataModule(L.LightningDataModule):
     """
 
     def __init__(self, datasets: Sequence[Mapping[str, Any]], pad_to: Mapping[str, int] | None = None,
-                 batch_size: int = 32, num_workers: int = 4, persistent_workers: bool = True, pin_memory: bool = False,
+                 batch_size: int = 32, num_workers: int | str = AUTO, persistent_workers: bool = True, pin_memory: bool = False,
                  drop_last: bool = True, val_fraction: float = 0.1, samples_per_epoch: int | None = None,
                  seed: int = 0, augment: Any = None) -> None:
         super().__init__()
@@ -181,7 +183,7 @@ class MultiLeRobotDataModule(L.LightningDataModule):
             spec.setdefault("val_fraction", val_fraction)
             self.sources.append(LeRobotDataModule(batch_size=batch_size, num_workers=0, seed=seed, **spec))
         self.pad_to = dict(pad_to or {})
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers = batch_size, resolve_num_workers(num_workers)
         self.persistent_workers, self.pin_memory, self.drop_last = persistent_workers, pin_memory, drop_last
         self.samples_per_epoch, self.seed = samples_per_epoch, seed
         self.augment = build_augment(augment)
