@@ -61,9 +61,9 @@ STATE_ENV = ("env=robot_so101_sim", "env.make.robot.camera=null", "+env.make.cam
              "+env.make.environment_state=true", "~env.features_map.pixels",
              "+env.features_map.environment_state=observation.environment_state",
              f"env.max_episode_steps={EPISODE_STEPS}")
-# Cost model of the 2-core CPU, learner and actor sharing it. Estimates: a 2,700-update probe ran at 0.1 s per update
-# with two other trainings on the same CPU; alone, about half (eval.py stepped the env at 40 steps/s).
-SECONDS_PER_UPDATE = 0.05
+# Cost model of the 2-core CPU, learner and actor sharing it (one torch thread each, roles.split_threads): 8,000-update
+# probes ran at 0.023-0.03 s per update alone (eval.py stepped the env at 40 steps/s).
+SECONDS_PER_UPDATE = 0.03
 SECONDS_PER_COMMAND = 40.0
 EVAL_STEPS_PER_S = 40.0
 

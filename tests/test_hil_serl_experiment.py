@@ -70,11 +70,22 @@ def test_planned_commands(tmp_path):
     run, ev = hil.plan_runs(hil.parse_args(["--smoke", "--out", str(tmp_path)]))
     assert {"experiment=hil_serl_so101_sim", "debug=smoke", "role=both", "logger=csv", "dataset.port=0",
             "trainer.max_steps=12"} <= set(run.overrides)
-    assert set(hil.STATE_ENV) - {"env.max_episode_steps=100"} <= set(ev.overrides)
+    assert set(hil.STATE_ENV) - {"env.max_episode_steps=200"} <= set(ev.overrides)
     assert "env.max_episode_steps=30" in ev.overrides and "eval.n_episodes=2" in ev.overrides  # smoke: shorter
     assert ev.out_dir.parent.parent == run.run_dir
     est = hil.estimate_seconds(1000, 50)
     assert est["total"] == est["train"] + est["eval"] and hil.estimate_seconds(2000, 50)["train"] > est["train"]
+
+
+def test_evaluation_keeps_the_actors_episode_limit_and_takeover():
+    from tests.compose import compose_config
+
+    cfg = compose_config("train", ["experiment=hil_serl_so101_sim"])
+    kw = cfg.dataset.env_kwargs
+    assert kw.robot.max_episode_steps == hil.EPISODE_STEPS
+    assert f"env.max_episode_steps={hil.EPISODE_STEPS}" in hil.STATE_ENV
+    # The operator lets the policy err before correcting it (patience > 1): see conf/dataset/hil_serl_so101_sim.yaml.
+    assert kw.trigger.patience > 1 and kw.trigger.hold_steps >= 1
 
 
 def test_smoke_run_end_to_end_and_resume(tmp_path):

@@ -40,15 +40,23 @@ class EnvActor:
         features_map: ``{native dotted observation key: dataset key}``.
         seed: seed of the first ``reset`` and of the action space's random sampler.
         success_key: ``info`` key holding a bool success flag (``is_success``, as gym-pusht / lerobot envs).
+        intervention_penalty: > 0 turns on RLIF's intervention reward (Luo et al. 2023, "RLIF: Interactive
+            imitation learning as reinforcement learning"): at a step where a teleoperator takes over
+            (``info["takeover_started"]``, :class:`robolearn.rl.robot_env.RobotEnv`), the policy's own action, which
+            was not executed, becomes an extra transition with reward ``-intervention_penalty`` that ends its
+            episode (``next.done``; no bootstrapping from a state the action did not cause), in :attr:`rejected`.
+            0 (default): none.
 
     Attributes:
         env_steps: total env steps taken; ``episodes``: finished :class:`EpisodeStats`, oldest first.
+        rejected: the extra transition of the last :meth:`step` (see ``intervention_penalty``), or None.
     """
 
     env: gym.Env
     features_map: Mapping[str, str]
     seed: int = 0
     success_key: str = "is_success"
+    intervention_penalty: float = 0.0
     env_steps: int = 0
     episodes: list[EpisodeStats] = field(default_factory=list)
 
@@ -57,6 +65,9 @@ class EnvActor:
             raise TypeError(f"EnvActor needs a Box action space, got {self.env.action_space}")
         self.features_map = {str(k): str(v) for k, v in self.features_map.items()}
         self.env.action_space.seed(int(self.seed))
+        if not (np.isfinite(self.intervention_penalty) and self.intervention_penalty >= 0):
+            raise ValueError(f"intervention_penalty must be a finite number >= 0, got {self.intervention_penalty}")
+        self.rejected: dict[str, Tensor] | None = None
         self._obs: dict[str, Tensor] | None = None
         self._return = 0.0
         self._length = 0
@@ -99,7 +110,8 @@ class EnvActor:
         ``complementary_info.is_intervention``: 1 when the env reports that a teleoperator drove the step
         (``info["is_intervention"]``, :class:`robolearn.rl.robot_env.RobotEnv`); the transition's ``action`` is then
         the executed one, ``info["teleop_action"]`` (in the env's action space), not the policy's. At an episode end
-        the env is reset and the next call starts the new episode.
+        the env is reset and the next call starts the new episode. :attr:`rejected` is set when
+        ``intervention_penalty`` applies to this step, else None.
 
         Raises:
             ValueError: the action has the wrong number of elements.
@@ -115,6 +127,7 @@ class EnvActor:
             raise ValueError(f"action has {action.size} elements, the env's action space is {space.shape}")
         action = np.clip(action.reshape(space.shape), space.low, space.high).astype(np.float32)
         native, reward, terminated, truncated, info = self.env.step(action)
+        proposed = action
         intervention = bool(info.get("is_intervention", False))
         if intervention and info.get("teleop_action") is not None:
             executed = np.asarray(info["teleop_action"], dtype=np.float32).reshape(space.shape)
@@ -134,6 +147,12 @@ class EnvActor:
             **{"next." + k: v for k, v in next_obs.items()},
             "complementary_info.is_intervention": torch.tensor(1.0 if intervention else 0.0),
         }
+        self.rejected = None
+        if self.intervention_penalty > 0 and intervention and info.get("takeover_started", False):
+            self.rejected = {**transition, "action": torch.from_numpy(proposed),
+                             "next.reward": torch.tensor(-float(self.intervention_penalty)),
+                             "next.done": torch.tensor(True), "next.truncated": torch.tensor(False),
+                             "complementary_info.is_intervention": torch.tensor(0.0)}
         finished = None
         if terminated or truncated:
             finished = EpisodeStats(self._return, self._success, self._length, self.env_steps)

@@ -56,6 +56,8 @@ EE_NATIVE_KEYS = ["delta_x", "delta_y", "delta_z", "gripper"]
 GRIPPER_KEY = "gripper.pos"
 IS_INTERVENTION = "is_intervention"
 TELEOP_ACTION = "teleop_action"
+#: ``info`` key: True at the step where the teleoperator took over (the policy's action was not executed).
+TAKEOVER_STARTED = "takeover_started"
 
 
 # ---------------------------------------------------------------------------------------------- reward sources
@@ -570,7 +572,8 @@ class RobotEnv(gym.Env):
         """Send one action (or the teleoperator's during a takeover) and return ``(observation, reward, terminated,
         truncated, info)``.
 
-        ``info``: ``is_intervention`` (bool), ``teleop_action`` (float32 in this action space, during a takeover),
+        ``info``: ``is_intervention`` (bool), ``takeover_started`` (bool: the teleoperator took over at this step),
+        ``teleop_action`` (float32 in this action space, during a takeover),
         ``is_success`` (bool), ``action_sent`` (``{action key: value}`` after the robot's clamping), and for
         ``"ee"`` on a joint-space robot ``ik_error_m``.
 
@@ -580,14 +583,16 @@ class RobotEnv(gym.Env):
         """
         a = self._check_action(action)
         self._pending = self._to_robot(a)
-        intervention = False
+        intervention = started = False
         chosen = self._pending
         if self._driver is not None:
+            before = self._driver.takeovers
             chosen = self._driver(self._obs)
             intervention = bool(self._driver.intervention)
+            started = self._driver.takeovers > before
             if intervention:
                 chosen = self._bounded(chosen)
-        info: dict[str, Any] = {IS_INTERVENTION: intervention}
+        info: dict[str, Any] = {IS_INTERVENTION: intervention, TAKEOVER_STARTED: started}
         if intervention:
             info[TELEOP_ACTION] = self._to_env(chosen)
         if self.action_mode == "ee" and not self.ee_native:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from robolearn.rl.buffer_checkpoint import read_meta
@@ -130,9 +131,15 @@ def test_learner_and_actor_through_robot_env_and_buffers_survive_a_learner_resta
     assert torch.isfinite(saved["action"]).all() and float(saved["action"][:, :3].abs().max()) <= 0.02 + 1e-6
     inter = saved["complementary_info.is_intervention"].reshape(-1) > 0.5
     assert int(inter.sum()) == n_off
+    # RLIF's reward (actor.intervention_penalty: 1): each takeover also sent the policy's rejected action, reward -1,
+    # ending its episode, to the online buffer only
+    rejected = saved["next.reward"].reshape(-1) < -0.5
+    assert rejected.any() and not inter[rejected].any() and saved["next.done"].reshape(-1)[rejected].all()
     offline = load_file(str(first / "offline.safetensors"))
     assert torch.equal(offline["action"], saved["action"][inter])  # the same transitions in both buffers
     assert (run / "actor" / ".hydra" / "overrides.yaml").is_file()  # the actor's run folder is inside the learner's
+    actor_cfg = OmegaConf.load(run / "actor" / ".hydra" / "config.yaml")
+    assert actor_cfg.actor.num_threads == 1  # role=both split the cores: the actor keeps its one thread
     with open(next((run / "csv").glob("version_*/metrics.csv"))) as fh:
         episodes = [r for r in csv.DictReader(fh) if r.get("env/success")]
     assert episodes and all(r["env/intervention_rate"] not in ("", None) for r in episodes)  # one row per episode

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -154,6 +155,7 @@ def test_sim_interventions_by_scripted_expert():
         for t in range(7):
             _, _, _, _, info = env.step(np.zeros(4, np.float32))
             flags.append(info["is_intervention"])
+            assert info["takeover_started"] == (t == 2)  # only the step where the expert took over
             if info["is_intervention"]:
                 assert info["teleop_action"].shape == (4,) and info["teleop_action"].dtype == np.float32
                 # the executed action is the expert's, in metres (clipped to the action space)
@@ -162,6 +164,39 @@ def test_sim_interventions_by_scripted_expert():
                 assert "teleop_action" not in info
                 assert info["action_sent"] == {"delta_x": 0.0, "delta_y": 0.0, "delta_z": 0.0, "gripper": 0.0}
         assert flags == [False, False, True, True, True, False, False]
+    finally:
+        env.close()
+
+
+def test_rlif_penalty_makes_the_rejected_policy_action_an_extra_terminal_transition():
+    """EnvActor(intervention_penalty=p): at the takeover step the policy's own action (not executed) becomes an extra
+    transition with reward -p and next.done; the executed transition is unchanged (the expert's action)."""
+    from robolearn.rl.actor import EnvActor
+
+    env = _expert_driven_sim_env(window=(2, 5), max_episode_steps=20)
+    fmap = {"agent_pos": "observation.state"}
+    try:
+        actor = EnvActor(env, fmap, seed=2, intervention_penalty=0.5)
+        policy = np.array([0.01, -0.01, 0.0, 1.0], np.float32)
+        extra = []
+        for t in range(7):
+            tr, _ = actor.step(lambda obs: torch.from_numpy(policy)[None])
+            extra.append(actor.rejected)
+            if t == 2:
+                rej = actor.rejected
+                assert float(rej["next.reward"]) == -0.5 and bool(rej["next.done"])
+                assert float(rej["complementary_info.is_intervention"]) == 0.0
+                np.testing.assert_allclose(rej["action"].numpy(), policy)
+                assert float(tr["complementary_info.is_intervention"]) == 1.0 and not bool(tr["next.done"])
+                assert not np.allclose(tr["action"].numpy(), policy)  # the executed one is the expert's
+                assert torch.equal(rej["observation.state"], tr["observation.state"])
+        assert [e is not None for e in extra] == [False, False, True, False, False, False, False]
+        with pytest.raises(ValueError, match="intervention_penalty"):
+            EnvActor(env, fmap, intervention_penalty=-1.0)
+        off = EnvActor(env, fmap, seed=2)
+        for _ in range(4):
+            off.step(lambda obs: torch.from_numpy(policy)[None])
+            assert off.rejected is None
     finally:
         env.close()
 
@@ -392,6 +427,7 @@ def test_follower_intervention_from_a_leader_and_tab(follower):
                 events.press(TAB)  # take over at step 2, hand back at step 4
             obs, _, _, _, info = env.step(policy)
             flags.append(info["is_intervention"])
+            assert info["takeover_started"] == (t == 2)  # only the step where the expert took over
             if info["is_intervention"]:
                 np.testing.assert_allclose(info["teleop_action"], [leader_pose[k] for k in env.action_keys])
                 np.testing.assert_allclose(obs["agent_pos"][[1]], [5.0], atol=0.1)  # the leader's pose is executed

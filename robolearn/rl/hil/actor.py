@@ -140,6 +140,9 @@ class HILActor:
             (each finished episode is saved to it), or None.
         task: the dataset ``task`` string of recorded frames.
         max_pending: transitions kept while the learner is unreachable (oldest dropped beyond it).
+        intervention_penalty: RLIF's reward for the policy's action at each takeover (> 0; 0: off), sent as an
+            extra transition (:class:`~robolearn.rl.actor.EnvActor`); neither recorded nor counted as an
+            intervention.
 
     Until the first weights arrive the actor samples the action space uniformly.
     """
@@ -147,10 +150,12 @@ class HILActor:
     def __init__(self, env: Any, features_map: Mapping[str, str], client: LearnerClient,
                  policy_factory: Callable[..., Any], intervention: InterventionSource | None = None,
                  push_every: int = 32, pull_every: int = 100, success_key: str = "is_success", seed: int = 0,
-                 device: str = "cpu", writer: Any = None, task: str = "hil-serl", max_pending: int = 100_000) -> None:
+                 device: str = "cpu", writer: Any = None, task: str = "hil-serl", max_pending: int = 100_000,
+                 intervention_penalty: float = 0.0) -> None:
         if push_every < 1 or pull_every < 1:
             raise ValueError(f"push_every ({push_every}) and pull_every ({pull_every}) must be >= 1")
-        self.env_actor = EnvActor(env, features_map, seed=seed, success_key=success_key)
+        self.env_actor = EnvActor(env, features_map, seed=seed, success_key=success_key,
+                                  intervention_penalty=float(intervention_penalty))
         self.client = client
         self.policy_factory = policy_factory
         self.intervention = intervention
@@ -250,6 +255,8 @@ class HILActor:
         transition[IS_INTERVENTION] = torch.tensor(1.0 if human else 0.0)
         self.interventions += int(human)
         self._episode_interventions += int(human)
+        if self.env_actor.rejected is not None:
+            self.pending.append(self.env_actor.rejected)
         self.pending.append(transition)
         if self.writer is not None:
             self._record(transition)
@@ -322,8 +329,10 @@ def run_actor(cfg: Any) -> int:
 
     Config used: ``cfg.dataset.{env_id, env_kwargs, max_episode_steps, features_map, success_key, host, port,
     token, max_message_mb}`` and ``cfg.actor.{learner_address (default host:port), wrappers (list of partial
-    wrapper configs), intervention, push_every, pull_every, max_env_steps, learner_timeout_s, device, record}``;
-    ``cfg.actor.record`` is null or ``{repo_id, root, fps, task, use_videos}``.
+    wrapper configs), intervention, push_every, pull_every, max_env_steps, learner_timeout_s, device, record,
+    num_threads, intervention_penalty}``; ``cfg.actor.record`` is null or ``{repo_id, root, fps, task, use_videos}``; ``num_threads``
+    (torch intra-op threads of this process, null: torch's default) keeps the actor's small network from competing
+    with the learner for the cores (see :func:`robolearn.rl.hil.roles.split_threads`).
 
     Raises:
         ValueError: the config lacks ``dataset.env_id`` (not an online-RL experiment).
@@ -331,6 +340,8 @@ def run_actor(cfg: Any) -> int:
     from hydra.utils import instantiate
 
     ds, ac = cfg.dataset, cfg.get("actor") or {}
+    if ac.get("num_threads"):
+        torch.set_num_threads(int(ac.num_threads))
     if ds.get("env_id") is None:
         raise ValueError("role=actor needs an online-RL dataset config with 'env_id' (e.g. experiment="
                          "hil_serl_planar_reach); the selected dataset has none")
@@ -351,7 +362,8 @@ def run_actor(cfg: Any) -> int:
     actor = HILActor(env, features_map, client, lambda **kw: instantiate(cfg.policy, **kw), intervention,
                      push_every=int(ac.get("push_every", 32)), pull_every=int(ac.get("pull_every", 100)),
                      success_key=str(ds.get("success_key", "is_success")), seed=int(cfg.seed) + 1,
-                     device=str(ac.get("device", "cpu")))
+                     device=str(ac.get("device", "cpu")),
+                     intervention_penalty=float(ac.get("intervention_penalty", 0.0) or 0.0))
     try:
         if intervention is not None:
             intervention.connect()

@@ -5,17 +5,22 @@
 - ``role=both``: start ``python train.py <same overrides> role=actor`` as a subprocess (its run folder is
   ``<this run's folder>/actor``), train here, then stop it.
   With ``dataset.port=0`` a free port is chosen first and given to both processes, so that several ``role=both``
-  runs (e.g. the jobs of a multirun) can share a machine.
+  runs (e.g. the jobs of a multirun) can share a machine. The two processes split the cores this process may run
+  on (:func:`split_threads`): torch's default gives each of them every core, and on a 2-core machine the
+  oversubscribed learner ran a SAC update in 0.5 s instead of 0.023 s.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable
+
+import torch
 
 log = logging.getLogger("robolearn.rl.hil.roles")
 ROLES = ("learner", "actor", "both")
@@ -28,6 +33,21 @@ def actor_command(overrides: list[str], script: str | Path, run_dir: str | Path 
     kept = [o for o in overrides if not o.lstrip("+").startswith(("role=", "hydra.run.dir="))]
     where = [] if run_dir is None else [f"hydra.run.dir={Path(run_dir) / 'actor'}"]
     return [sys.executable, str(script), *kept, *where, "role=actor"]
+
+
+def split_threads(actor_threads: int | None, cores: int | None = None) -> tuple[int, int]:
+    """Torch intra-op threads ``(learner, actor)`` for ``role=both`` on ``cores`` cores (default: the cores this
+    process may run on, ``os.sched_getaffinity``, which honours a SLURM or cgroup CPU set): the actor keeps
+    ``actor_threads`` (``cfg.actor.num_threads``; None: 1) and the learner takes the rest, at least 1 each.
+
+    Raises:
+        ValueError: ``actor_threads`` or ``cores`` below 1.
+    """
+    cores = len(os.sched_getaffinity(0)) if cores is None else int(cores)
+    actor = 1 if actor_threads is None else int(actor_threads)
+    if actor < 1 or cores < 1:
+        raise ValueError(f"actor.num_threads ({actor_threads}) and the core count ({cores}) must be >= 1")
+    return max(1, cores - actor), actor
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,8 +88,13 @@ def run_role(cfg: Any, train: Callable[[Any], tuple], script: str | Path | None 
                 cfg.dataset.port = free_port(str(cfg.dataset.get("host", "127.0.0.1")))
             overrides.append(f"dataset.port={cfg.dataset.port}")
         cmd = actor_command(overrides, Path(script or sys.argv[0]).resolve(), HydraConfig.get().runtime.output_dir)
-        log.info("role=both: starting the actor: %s", " ".join(cmd))
-        proc = subprocess.Popen(cmd)
+        learner_threads, actor_threads = split_threads((cfg.get("actor") or {}).get("num_threads"))
+        cmd.append(f"++actor.num_threads={actor_threads}")
+        torch.set_num_threads(learner_threads)
+        log.info("role=both: %d torch thread(s) for the learner, %d for the actor; starting the actor: %s",
+                 learner_threads, actor_threads, " ".join(cmd))
+        env = {**os.environ, "OMP_NUM_THREADS": str(actor_threads), "MKL_NUM_THREADS": str(actor_threads)}
+        proc = subprocess.Popen(cmd, env=env)
         try:
             trainer, _, _ = train(cfg)
         finally:
