@@ -20,7 +20,6 @@ uniform frame within it (item weight ``weight_d / len_d``); ``weights=None`` mea
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import lightning as L
