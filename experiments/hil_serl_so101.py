@@ -77,6 +77,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=None,
                    help="actor episodes per point of the curve (default 20; 1 with --smoke)")
     p.add_argument("--seed", type=int, default=1000, help="training seed (the actor's env seed is seed + 1)")
+    p.add_argument("--intervention-penalty", type=float, default=None,
+                   help="RLIF's reward for the policy's action at each takeover (actor.intervention_penalty; default: "
+                        "the experiment's, 1.0; 0: HIL-SERL's sparse reward alone)")
     rep.add_run_options(p, NAME, "the run")
     args = p.parse_args(argv)
     for key, full, smoke in (("updates", 20000, 12), ("episodes", 50, 2), ("window", 20, 1)):
@@ -84,6 +87,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             setattr(args, key, smoke if args.smoke else full)
         if getattr(args, key) < 1:
             p.error(f"--{key} must be >= 1, got {getattr(args, key)}")
+    if args.intervention_penalty is not None and not args.intervention_penalty >= 0:
+        p.error(f"--intervention-penalty must be >= 0, got {args.intervention_penalty}")
     rep.resolve_run_paths(args, NAME)
     return args
 
@@ -105,7 +110,8 @@ def plan_runs(args: argparse.Namespace) -> tuple[rep.TrainRun, rep.EvalRun]:
     run = rep.TrainRun("hil_serl", args.seed, args.out / "hil_serl" / f"seed{args.seed}", rep.merge_overrides(
         ["experiment=hil_serl_so101_sim"], smoke,
         ["role=both", "logger=csv", "dataset.port=0", f"seed={args.seed}", f"trainer.max_steps={args.updates}",
-         f"trainer.val_check_interval={every}"]))
+         f"trainer.val_check_interval={every}"],
+        [] if args.intervention_penalty is None else [f"actor.intervention_penalty={args.intervention_penalty}"]))
     extra = ["env.max_episode_steps=30"] if args.smoke else []
     ev = rep.EvalRun("final policy alone", run, run.run_dir / "evals" / "final", rep.merge_overrides(
         STATE_ENV, [f"eval.n_episodes={args.episodes}", f"eval.batch_size={min(10, args.episodes)}"], extra))
@@ -175,7 +181,8 @@ def check_plan(args: argparse.Namespace) -> None:
 
     Raises:
         RuntimeError: ``--out`` holds a run with other parameters (names them)."""
-    rep.check_plan_file(args.out, {k: getattr(args, k) for k in ("updates", "episodes", "seed", "smoke")},
+    keys = ("updates", "episodes", "seed", "smoke", "intervention_penalty")
+    rep.check_plan_file(args.out, {k: getattr(args, k) for k in keys},
                         what="a HIL-SERL run")
 
 
@@ -196,6 +203,26 @@ def write_curve_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
             w.writerow([round(r[k], 4) if isinstance(r[k], float) else r[k] for k in keys])
 
 
+def actor_penalty(run_dir: Path) -> float:
+    """The RLIF intervention reward the run's actor used (``actor.intervention_penalty`` of the config it saved in
+    ``<run_dir>/actor/.hydra/config.yaml``; 0 when absent).
+
+    Raises:
+        FileNotFoundError: the run has no actor config (not a ``role=both`` run)."""
+    from omegaconf import OmegaConf
+
+    path = run_dir / "actor" / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: was {run_dir} trained with role=both?")
+    return float((OmegaConf.load(path).get("actor") or {}).get("intervention_penalty", 0.0) or 0.0)
+
+
+def _penalty_text(penalty: float) -> str:
+    if penalty == 0:
+        return "no RLIF intervention reward (HIL-SERL's sparse reward alone)"
+    return f"RLIF intervention reward -{penalty:g} per takeover"
+
+
 def write_table(args: argparse.Namespace, record: dict[str, Any], path: Path) -> None:
     """Markdown: the curve's windows, the final policy without the expert, provenance."""
     source, final = record["source"], record["rows"][0]
@@ -205,7 +232,8 @@ def write_table(args: argparse.Namespace, record: dict[str, Any], path: Path) ->
              f"Collected at commit {source['commit'][:7]}{'' if source['clean'] else ' (dirty tree)'} by "
              f"`{record['command']}`; training seed {args.seed}; {args.updates} learner updates; "
              f"{record['actor']['episodes']} actor episodes ({record['actor']['env_steps']} env steps, "
-             f"{record['actor']['intervention_steps']} of them driven by the expert); Wilson 95 % intervals.", "",
+             f"{record['actor']['intervention_steps']} of them driven by the expert); "
+             f"{_penalty_text(record['actor']['intervention_penalty'])}; Wilson 95 % intervals.", "",
              f"Actor episodes in windows of {args.window}: success counts an episode the expert finished; "
              "autonomous success counts only episodes with no intervention.", "",
              "| episodes | learner update at end | success % (95 % CI) | autonomous success % | intervention rate |",
@@ -245,7 +273,9 @@ def plot(args: argparse.Namespace, record: dict[str, Any], path: Path) -> None:
     ax.set_xlabel(f"actor episodes (windows of {args.window})")
     ax.set_ylabel("%")
     ax.set_ylim(-2, 102)
-    ax.set_title(f"HIL-SERL, SO-101 pick-place sim, {args.updates} updates{' [SMOKE]' if args.smoke else ''}",
+    rlif = record["actor"]["intervention_penalty"]
+    ax.set_title(f"HIL-SERL{f' + RLIF reward -{rlif:g}' if rlif else ''}, SO-101 pick-place sim, {args.updates} "
+                 f"updates{' [SMOKE]' if args.smoke else ''}",
                  fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -288,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
               "estimate_s": est, "state_env_overrides": list(STATE_ENV),
               "actor": {"episodes": len(episodes), "env_steps": int(sum(e["length"] for e in episodes)),
                         "intervention_steps": int(round(sum(e["length"] * e["intervention_rate"] for e in episodes))),
-                        "successes": int(sum(e["success"] > 0.5 for e in episodes))},
+                        "successes": int(sum(e["success"] > 0.5 for e in episodes)),
+                        "intervention_penalty": actor_penalty(run.run_dir)},
               "curve": windows(episodes, args.window), "rows": rows, "episodes": episodes, "runs": records,
               "compute_s": round(compute, 1)}
     args.results.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,11 @@ def test_planned_commands(tmp_path):
     assert set(hil.STATE_ENV) - {"env.max_episode_steps=200"} <= set(ev.overrides)
     assert "env.max_episode_steps=30" in ev.overrides and "eval.n_episodes=2" in ev.overrides  # smoke: shorter
     assert ev.out_dir.parent.parent == run.run_dir
+    assert not any(o.startswith("actor.intervention_penalty") for o in run.overrides)  # the experiment's value
+    control, _ = hil.plan_runs(hil.parse_args(["--smoke", "--out", str(tmp_path), "--intervention-penalty", "0"]))
+    assert "actor.intervention_penalty=0.0" in control.overrides
+    with pytest.raises(SystemExit):
+        hil.parse_args(["--intervention-penalty", "-1"])
     est = hil.estimate_seconds(1000, 50)
     assert est["total"] == est["train"] + est["eval"] and hil.estimate_seconds(2000, 50)["train"] > est["train"]
 
@@ -96,12 +101,14 @@ def test_smoke_run_end_to_end_and_resume(tmp_path):
     smoke.check_record(record, ["final policy alone"])
     assert record["actor"]["episodes"] == len(record["episodes"]) >= 1 and record["curve"]
     assert record["actor"]["intervention_steps"] > 0  # the expert drove the untrained policy's episodes
+    assert record["actor"]["intervention_penalty"] == 1.0  # the experiment's RLIF reward, read from the actor's config
     run = record["runs"]["hil_serl/seed1000"]
     assert run["config"]["role"] == "both" and run["config"]["trainer"]["max_steps"] == 12
     info = (smoke.runs / "hil_serl" / "seed1000" / "evals" / "final" / "eval_info.json").read_text()
     assert '"n_episodes": 2' in info
     table = (smoke.results / "table.md").read_text()
     assert table.startswith("# SMOKE RUN") and "Final policy alone" in table
+    assert "RLIF intervention reward -1 per takeover" in table
     assert (smoke.results / "curve.csv").read_text().startswith("first_episode,")
     assert (smoke.results / "plot.png").read_bytes()[:4] == b"\x89PNG"
     smoke.check_resume(record, skipped=2, other_params_error="holds a HIL-SERL run with other parameters")

@@ -160,9 +160,9 @@ class MultiLeRobotDataModule(L.LightningDataModule):
     """
 
     def __init__(self, datasets: Sequence[Mapping[str, Any]], pad_to: Mapping[str, int] | None = None,
-                 batch_size: int = 32, num_workers: int | str = AUTO, persistent_workers: bool = True, pin_memory: bool = False,
-                 drop_last: bool = True, val_fraction: float = 0.1, samples_per_epoch: int | None = None,
-                 seed: int = 0, augment: Any = None) -> None:
+                 batch_size: int = 32, num_workers: int | str = AUTO, persistent_workers: bool = True,
+                 pin_memory: bool = False, drop_last: bool = True, val_fraction: float = 0.1,
+                 samples_per_epoch: int | None = None, seed: int = 0, augment: Any = None) -> None:
         super().__init__()
         if not datasets:
             raise ValueError("MultiLeRobotDataModule needs at least one dataset")
