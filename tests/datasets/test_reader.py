@@ -219,6 +219,13 @@ def test_pickle_and_return_uint8(shared_datasets):
     assert not torch.equal(a["observation.state"], ds[42]["observation.state"])
 
 
+def test_float_frames_equal_lerobots_conversion_of_the_uint8_frames(shared_datasets):
+    u8 = LeRobotDataset("p", root=shared_datasets / PUSHT, return_uint8=True, video_cache_mb=0)[42]["observation.image"]
+    f32 = LeRobotDataset("p", root=shared_datasets / PUSHT, video_cache_mb=0)[42]["observation.image"]
+    assert f32.dtype == torch.float32 and f32.is_contiguous()
+    assert torch.equal(f32, u8.to(torch.float32) / 255)  # bit for bit, as lerobot converts
+
+
 def test_dataloader_two_workers(shared_datasets):
     ds = LeRobotDataset(
         "p", root=shared_datasets / PUSHT, episodes=[0],
