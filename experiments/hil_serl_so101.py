@@ -7,8 +7,9 @@ Stages (each skipped when its output is complete, so re-running the same command
 
 1. **train**: ``train.py experiment=hil_serl_so101_sim role=both`` for ``--updates`` learner updates: the SAC
    learner and one actor subprocess stepping ``RobotEnv`` over the simulated arm (the ``Robot`` interface), the
-   scripted pick-place expert taking over whenever the policy deviates from it (Luo et al. 2024's human, played by a
-   script). Run folder ``<out>/hil_serl/seed<seed>/`` (``ckpt_path=auto``, ``train_done.json``; the replay buffers
+   scripted pick-place expert taking over after 3 deviating steps (Luo et al. 2024's human, played by a script),
+   each takeover costing the policy RLIF's intervention reward (``--intervention-penalty``; the experiment's 1.0 by
+   default, 0 for HIL-SERL's sparse reward alone). Run folder ``<out>/hil_serl/seed<seed>/`` (``ckpt_path=auto``, ``train_done.json``; the replay buffers
    are restored from the last checkpoint on resume). Every actor episode is one row of the learner's
    ``csv/version_*/metrics.csv`` (``env/success``, ``env/intervention_rate``, ``env/episode_length``).
 2. **evaluate**: the exported policy alone (no expert, no takeover) by ``eval.py env=robot_so101_sim`` in the same
