@@ -20,6 +20,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from robolearn.datasets.errors import DatasetFormatError
 from robolearn.datamodules.augmented import AugmentedDataset, AugmentedIterable, EpochTaggedSampler, build_augment
+from robolearn.datamodules.camera_batches import FloatCameraCollate, Uint8CameraItems
 from robolearn.datamodules.sampler import EpochShuffleSampler
 from robolearn.datamodules.workers import AUTO, resolve_num_workers
 from robolearn.features import FeatureType, PolicyFeature, dataset_to_policy_features
@@ -295,11 +296,19 @@ class LeRobotDataModule(L.LightningDataModule):
                 tagged = train and self.augment is not None  # the epoch travels with each index to the workers
                 sampler_cls = EpochTaggedSampler if tagged else EpochShuffleSampler
                 sampler, shuffle = sampler_cls(len(dataset), seed=self.seed), False
+        from robolearn.datasets.lerobot_dataset import LeRobotDataset
+
+        collate_fn = None
         if train and self.augment is not None:
             wrap = AugmentedIterable if isinstance(dataset, IterableDataset) else AugmentedDataset
             dataset = wrap(dataset, self.augment, self.camera_keys, self.seed)
+        elif (isinstance(dataset, LeRobotDataset) and dataset.camera_keys and not dataset.return_uint8
+              and dataset.image_transforms is None):
+            # the same float32 frames, converted once per batch (robolearn.datamodules.camera_batches)
+            dataset, collate_fn = Uint8CameraItems(dataset), FloatCameraCollate(dataset.camera_keys)
         return loader_cls(
             dataset,
+            collate_fn=collate_fn,
             batch_size=self.batch_size,
             shuffle=shuffle,
             sampler=sampler,
