@@ -359,3 +359,35 @@ def test_missed_grasps_record_the_expert_grasping_again():
     # the recorded commands are the expert's: the rise that made the grasp miss is only executed
     closing = np.stack([f["action"] for f in frames[closings[0] + 1:closings[0] + 4]])
     assert np.all(closing[1:, 2] < 0.0) and np.all(closing[:, 3] == 0.0)  # back down, towards the grasp height
+
+
+def test_camera_without_the_robot_hides_the_arm_and_keeps_block_goal_and_physics():
+    """show_robot=False renders the scene without the arm's meshes (a reward classifier's cheap camera): the arm's
+    pixels change, the block and goal stay, the physics and the state observations are the same."""
+    with SO101PickPlaceSim(camera="workspace", image_size=48) as full, \
+            SO101PickPlaceSim(camera="workspace", image_size=48, show_robot=False) as scene:
+        a, _ = full.reset(seed=1)
+        b, _ = scene.reset(seed=1)
+        np.testing.assert_array_equal(a["observation.state"], b["observation.state"])
+        img_full, img_scene = a[IMAGE_KEY], b[IMAGE_KEY]
+        differs = np.abs(img_full.astype(int) - img_scene.astype(int)).max(axis=-1) > 30
+        assert 0.02 < differs.mean() < 0.6  # the arm's pixels only
+        # the yellow arm is gone (red and green high, blue low), the green goal disc is still drawn
+        yellow = lambda im: ((im[..., 0] > 150) & (im[..., 1] > 150) & (im[..., 2] < 90)).mean()  # noqa: E731
+        green = lambda im: ((im[..., 1] > 150) & (im[..., 0] < 100) & (im[..., 2] < 120)).mean()  # noqa: E731
+        assert yellow(img_full) > 0.02 and yellow(img_scene) == 0.0
+        assert green(img_scene) > 0.0
+        for _ in range(3):
+            a, *_ = full.step(full.expert_action())
+            b, *_ = scene.step(scene.expert_action())
+        np.testing.assert_array_equal(a["observation.environment_state"], b["observation.environment_state"])
+
+
+def test_generator_records_the_camera_without_the_robot(tmp_path):
+    root = generate_so101_pick_place(tmp_path / "scene", num_episodes=1, image_size=IMAGE_SIZE, max_steps=60,
+                                     only_successful=False, show_robot=False, progress=False)
+    params = json.loads((root / GENERATION_FILE).read_text())["params"]
+    assert params["show_robot"] is False
+    default = generate_so101_pick_place(tmp_path / "default", num_episodes=1, image_size=IMAGE_SIZE, max_steps=2,
+                                        only_successful=False, progress=False)
+    assert "show_robot" not in json.loads((default / GENERATION_FILE).read_text())["params"]

@@ -72,6 +72,7 @@ def generate_so101_pick_place(
     workers: int | None = 1,
     overwrite: bool = False,
     progress: bool = True,
+    show_robot: bool = True,
 ) -> Path:
     """Generate (or return the cached) SO-101 pick-and-place dataset at ``root``.
 
@@ -103,6 +104,8 @@ def generate_so101_pick_place(
             it: episodes are written in seed order by this process.
         overwrite: regenerate even if ``root`` holds a dataset (the old one is replaced only on success).
         progress: show a progress bar over episodes.
+        show_robot: False records the camera without the arm (:class:`~robolearn.envs.so101.SO101PickPlaceSim`'s
+            ``show_robot``), e.g. for a reward classifier's scene camera.
 
     Returns:
         ``root`` as a :class:`~pathlib.Path`.
@@ -134,6 +137,8 @@ def generate_so101_pick_place(
         # the expert's settings: a cached dataset made by another expert is reported (see _warn_if_params_differ)
         "expert": PickPlaceExpert().settings(),
     }
+    if not show_robot:  # listed only when set, so datasets generated before the option keep matching their params
+        params["show_robot"] = False
     if (root / "meta" / "info.json").is_file() and not overwrite:
         _warn_if_params_differ(root, params)
         log.info("Using the cached dataset at %s", root)
@@ -141,7 +146,7 @@ def generate_so101_pick_place(
 
     steps = MAX_EPISODE_STEPS if max_steps is None else int(max_steps)
     robot = SO101SimRobot(fps=fps, camera=camera, image_size=size, max_episode_steps=steps,
-                          action_noise=action_noise, missed_grasps=missed_grasps)
+                          action_noise=action_noise, missed_grasps=missed_grasps, show_robot=show_robot)
     generation = {
         "generator": f"{__name__}.generate_so101_pick_place",
         "params": params,

@@ -23,12 +23,15 @@ ActionFn = Callable[[dict[str, Tensor]], Tensor]
 @dataclass
 class EpisodeStats:
     """One finished episode: ``episode_return`` (sum of rewards), ``success`` (``info[success_key]`` at any step),
-    ``length`` (env steps), ``env_step`` (the actor's total env steps when it ended)."""
+    ``length`` (env steps), ``env_step`` (the actor's total env steps when it ended), ``sim_success``
+    (``info["sim_success"]`` at any step: the simulator's own success when the env reports it, e.g.
+    :class:`robolearn.rl.robot_env.RobotEnv` on a simulated robot; None when it never does)."""
 
     episode_return: float
     success: bool
     length: int
     env_step: int
+    sim_success: bool | None = None
 
 
 @dataclass
@@ -72,6 +75,7 @@ class EnvActor:
         self._return = 0.0
         self._length = 0
         self._success = False
+        self._sim_success: bool | None = None
         self._next_seed: int | None = int(self.seed)
 
     def observation(self, native_obs: Any) -> dict[str, Tensor]:
@@ -87,6 +91,7 @@ class EnvActor:
             self._next_seed = None
             self._obs = self.observation(native)
             self._return, self._length, self._success = 0.0, 0, False
+            self._sim_success = None
         return self._obs
 
     def reset(self) -> dict[str, Tensor]:
@@ -138,6 +143,8 @@ class EnvActor:
         self._return += float(reward)
         self._length += 1
         self._success = self._success or bool(info.get(self.success_key, False))
+        if "sim_success" in info:
+            self._sim_success = bool(self._sim_success) or bool(info["sim_success"])
         transition = {
             **obs,
             "action": torch.from_numpy(action),
@@ -155,7 +162,7 @@ class EnvActor:
                              "complementary_info.is_intervention": torch.tensor(0.0)}
         finished = None
         if terminated or truncated:
-            finished = EpisodeStats(self._return, self._success, self._length, self.env_steps)
+            finished = EpisodeStats(self._return, self._success, self._length, self.env_steps, self._sim_success)
             self.episodes.append(finished)
             self._obs = None
         else:

@@ -345,12 +345,15 @@ class OnlineRLDataModule(L.LightningDataModule):
         return self.sampler.sample(self.batch_size)
 
     def _log_episode(self, ep: EpisodeStats, extra: dict[str, float] | None = None) -> None:
-        """Log one finished episode's ``env/*`` metrics (and ``extra`` ones) as one row at the trainer's step."""
+        """Log one finished episode's ``env/*`` metrics (and ``extra`` ones) as one row at the trainer's step;
+        ``env/sim_success`` only when the episode carries the simulator's own success."""
         trainer = self._trainer_or_none()
         if trainer is None:
             return
         metrics = {"env/episode_return": ep.episode_return, "env/success": float(ep.success),
                    "env/episode_length": float(ep.length), "env/steps": float(ep.env_step), **(extra or {})}
+        if ep.sim_success is not None:
+            metrics["env/sim_success"] = float(ep.sim_success)
         for lg in trainer.loggers:
             lg.log_metrics(metrics, step=trainer.global_step)
 

@@ -58,6 +58,8 @@ IS_INTERVENTION = "is_intervention"
 TELEOP_ACTION = "teleop_action"
 #: ``info`` key: True at the step where the teleoperator took over (the policy's action was not executed).
 TAKEOVER_STARTED = "takeover_started"
+#: ``info`` key on simulated robots: the simulator's own success, whatever the reward source.
+SIM_SUCCESS = "sim_success"
 
 
 # ---------------------------------------------------------------------------------------------- reward sources
@@ -574,8 +576,9 @@ class RobotEnv(gym.Env):
 
         ``info``: ``is_intervention`` (bool), ``takeover_started`` (bool: the teleoperator took over at this step),
         ``teleop_action`` (float32 in this action space, during a takeover),
-        ``is_success`` (bool), ``action_sent`` (``{action key: value}`` after the robot's clamping), and for
-        ``"ee"`` on a joint-space robot ``ik_error_m``.
+        ``is_success`` (bool, from the reward source), ``sim_success`` (bool, simulated robots only: the
+        simulator's own success, whatever the reward source), ``action_sent`` (``{action key: value}`` after the
+        robot's clamping), and for ``"ee"`` on a joint-space robot ``ik_error_m``.
 
         Raises:
             ValueError: wrong action shape.
@@ -602,6 +605,8 @@ class RobotEnv(gym.Env):
         self._step += 1
         reward, success = self.reward_source(self, obs)
         info["is_success"] = bool(success)
+        if self.is_sim:  # the simulator's own verdict, e.g. to check a reward classifier's (measurement only)
+            info[SIM_SUCCESS] = bool(np.asarray(self.robot.transition.get("next.success", [False])).reshape(-1)[0])
         terminated = bool(success and self.terminate_on_success)
         truncated = self._step >= self.max_episode_steps
         if self.is_sim and self.robot.episode_done:

@@ -106,6 +106,29 @@ def test_malformed_messages_are_rejected_and_learner_continues(learner):
     client.close()
 
 
+def test_episode_reports_carry_the_simulators_success_when_given(learner, monkeypatch):
+    """An episode's optional ``sim_success`` (RobotEnv's simulator verdict beside a reward classifier) reaches the
+    learner's episode log as env/sim_success; None is dropped; a non-number is refused like a missing field."""
+    from robolearn.rl.hil.protocol import validate_episodes
+
+    base = {"episode_return": 1.0, "success": True, "length": 3, "env_step": 3, "interventions": 0}
+    assert validate_episodes([{**base, "sim_success": False}])[0]["sim_success"] == 0.0
+    assert "sim_success" not in validate_episodes([{**base, "sim_success": None}])[0]
+    with pytest.raises(ValueError, match="sim_success"):
+        validate_episodes([{**base, "sim_success": "yes"}])
+    logged = []
+    monkeypatch.setattr(learner, "_log_episode", lambda ep, extra=None: logged.append(ep))
+    client = LearnerClient(learner.server.address, timeout_s=10)
+    actor = HILActor(make_env(), FEATURES_MAP, client, policy_factory, push_every=100)
+    actor.connect()
+    batch = stack_transitions([actor.step() for _ in range(3)])
+    actor.pending.clear()
+    client.push(batch, [{**base, "sim_success": False}, {**base, "sim_success": None}])
+    assert learner.ingest() == 3
+    assert [ep.sim_success for ep in logged] == [False, None]
+    client.close()
+
+
 def test_interventions_are_flagged_and_reach_both_buffers(learner):
     client = LearnerClient(learner.server.address, timeout_s=10)
     source = ScriptedIntervention(PlanarReachPD, steps=[0, 1, 2])

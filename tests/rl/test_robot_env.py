@@ -246,7 +246,23 @@ def test_sim_teleop_reset_keyboard_reward_and_classifier_reward():
         env.reset(seed=0)
         _, reward, terminated, _, info = env.step(np.zeros(4))
         assert reward == 1.0 and terminated and info["is_success"]
+        assert info["sim_success"] is False  # the simulator's own verdict, beside the classifier's false success
         assert seen == [{"observation.images.workspace": (1, 3, 16, 16), "observation.state": (1, 6)}]
+    finally:
+        env.close()
+
+
+def test_episode_stats_carry_the_simulators_success_beside_the_reward_sources():
+    """EnvActor's EpisodeStats.sim_success: the simulator's verdict from RobotEnv's info, whatever the reward."""
+    from robolearn.rl.actor import EnvActor
+
+    env = _expert_driven_sim_env(window=(0, 200), max_episode_steps=200)
+    try:
+        actor = EnvActor(env, {"agent_pos": "observation.state"}, seed=0)
+        finished = None
+        while finished is None:
+            _, finished = actor.step(lambda obs: torch.zeros(1, 4))
+        assert finished.success and finished.sim_success is True
     finally:
         env.close()
 
@@ -436,5 +452,45 @@ def test_follower_intervention_from_a_leader_and_tab(follower):
         assert flags == [False, False, True, True, False]
         with pytest.raises(ValueError, match="teleoperator .* acts on"):
             RobotEnv(robot, action_mode="joint", kinematics=SO101Kinematics("degrees"), teleop=FixedTeleop({"x": 0}))
+    finally:
+        env.close()
+
+
+def test_hil_env_with_a_saved_reward_classifier_on_the_armless_camera(tmp_path):
+    """experiments/hil_serl_so101.py --reward classifier's env, built from the composed config as the actor builds
+    it: a saved RewardClassifier (load_policy) reads the arm-less camera and the joints at every step; the
+    simulator's own verdict travels beside it."""
+    import sys
+
+    from robolearn.features import FeatureType, PolicyFeature
+    from robolearn.policies.pretrained import save_pretrained
+    from robolearn.policies.reward_classifier import RewardClassifier
+    from robolearn.rl.robot_env import make_robot_env
+    from tests.compose import compose_config
+
+    sys.path.insert(0, str(CONF.parent / "experiments"))
+    import hil_serl_so101 as hil
+
+    size = 16
+    feats = {"observation.state": PolicyFeature(FeatureType.STATE, (6,)),
+             hil.CLASSIFIER_IMAGE_KEY: PolicyFeature(FeatureType.VISUAL, (3, size, size)),
+             "action": PolicyFeature(FeatureType.ACTION, (6,))}
+    stats = {"observation.state": {k: np.full(6, v, np.float32) for k, v in
+                                   (("mean", 0.0), ("std", 1.0), ("min", -1.0), ("max", 1.0))}}
+    classifier = RewardClassifier(feats, stats=stats, use_state=True, use_imagenet_stats=True, hidden_dim=8)
+    args = hil.parse_args(["--out", str(tmp_path), "--reward", "classifier"])
+    (cls_run, run), _ = hil.plan_runs(args)
+    save_pretrained(classifier, cls_run.run_dir / "checkpoints" / "pretrained_model")
+    overrides = [o for o in run.overrides if o.lstrip("+").startswith("dataset.env_kwargs")]
+    kw = compose_config("train", ["experiment=hil_serl_so101_sim", *overrides,
+                                  f"dataset.env_kwargs.robot.image_size={size}"]).dataset.env_kwargs
+    env = make_robot_env(**OmegaConf.to_container(kw), max_episode_steps=5)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs["pixels"][hil.CLASSIFIER_CAMERA].shape == (size, size, 3)
+        _, reward, _, _, info = env.step(np.zeros(4, np.float32))
+        p = env.reward_source.last_probability
+        assert 0.0 <= p <= 1.0 and reward == float(p >= 0.5) and info["is_success"] == (p >= 0.5)
+        assert info["sim_success"] is False
     finally:
         env.close()

@@ -263,7 +263,8 @@ class HILActor:
         if finished is not None:
             self.pending_episodes.append({"episode_return": finished.episode_return, "success": finished.success,
                                           "length": finished.length, "env_step": finished.env_step,
-                                          "interventions": self._episode_interventions})
+                                          "interventions": self._episode_interventions,
+                                          "sim_success": finished.sim_success})
             self._episode_interventions = 0
             self._new_episode = True
             reset = getattr(self.policy, "reset", None)

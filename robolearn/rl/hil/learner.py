@@ -172,7 +172,8 @@ class RemoteActorDataModule(OnlineRLDataModule):
 
     Logged per episode reported by an actor, in one row: ``env/episode_return``, ``env/success``,
     ``env/episode_length``, ``env/steps`` (the actor's env steps so far), ``env/intervention_rate`` (the fraction of
-    the episode's steps a human drove), ``env/rejected_messages`` and ``env/updates_per_transition``.
+    the episode's steps a human drove), ``env/rejected_messages``, ``env/updates_per_transition``, and
+    ``env/sim_success`` when the actor reports the simulator's own success (e.g. beside a reward classifier's).
     """
 
     def __init__(self, *args: Any, host: str = "127.0.0.1", port: int = 50051, token: str | None = None,
@@ -245,8 +246,9 @@ class RemoteActorDataModule(OnlineRLDataModule):
             added += n
             self.received_transitions += n
             for ep in episodes:
+                sim_success = bool(ep["sim_success"]) if "sim_success" in ep else None
                 self._log_episode(EpisodeStats(ep["episode_return"], bool(ep["success"]), int(ep["length"]),
-                                               int(ep["env_step"])),
+                                               int(ep["env_step"]), sim_success),
                                   {"env/intervention_rate": ep["interventions"] / max(ep["length"], 1)})
         return added
 

@@ -8,7 +8,7 @@ Transport: gRPC with generic unary handlers on raw bytes, as :mod:`robolearn.inf
 - ``Ready`` (``{"type": "actor_ready", "actor_id": str}``) -> ``{"type": "learner_ready", "features": {key:
   {type, shape}}, "policy": class name, "weights_version": int}``: the handshake;
 - ``PushTransitions`` (``{"type": "transitions", "actor_id": str, "transitions": {key: tensor (N, ...)},
-  "episodes": [{"episode_return", "success", "length", "env_step", "interventions"}]}``) ->
+  "episodes": [{"episode_return", "success", "length", "env_step", "interventions"[, "sim_success"]}]}``) ->
   ``{"type": "transitions_reply", "accepted": N, "weights_version": int}``;
 - ``GetWeights`` (``{"type": "get_weights", "have_version": int}``) -> ``{"type": "weights", "version": int,
   "state_dict": {name: tensor} | None}`` (None when the actor already holds the newest version).
@@ -30,6 +30,8 @@ SERVICE = "robolearn.rl.Learner"
 METHODS = ("Ready", "PushTransitions", "GetWeights")
 IS_INTERVENTION = INFO_PREFIX + "is_intervention"
 EPISODE_FIELDS = ("episode_return", "success", "length", "env_step", "interventions")
+# Optional: the simulator's own success when the reward came from elsewhere (RobotEnv's info["sim_success"]).
+OPTIONAL_EPISODE_FIELDS = ("sim_success",)
 
 
 def method_path(name: str) -> str:
@@ -105,7 +107,8 @@ def validate_transitions(batch: Any, features: Mapping[str, PolicyFeature], max_
 
 
 def validate_episodes(episodes: Any) -> list[dict[str, float]]:
-    """Check the ``episodes`` list of a transitions message (each a map with :data:`EPISODE_FIELDS` numbers).
+    """Check the ``episodes`` list of a transitions message (each a map with :data:`EPISODE_FIELDS` numbers and,
+    when present and not None, :data:`OPTIONAL_EPISODE_FIELDS` numbers; other keys are dropped).
 
     Raises:
         ValueError: not a list of maps, or a missing / non-numeric field (named).
@@ -117,7 +120,9 @@ def validate_episodes(episodes: Any) -> list[dict[str, float]]:
         if not isinstance(ep, dict):
             raise ValueError(f"episodes[{i}] must be a map, got {type(ep).__name__}")
         bad = [f for f in EPISODE_FIELDS if not isinstance(ep.get(f), (int, float, bool))]
+        optional = [f for f in OPTIONAL_EPISODE_FIELDS if ep.get(f) is not None]
+        bad += [f for f in optional if not isinstance(ep[f], (int, float, bool))]
         if bad:
             raise ValueError(f"episodes[{i}] lacks numeric fields {bad}")
-        out.append({f: float(ep[f]) for f in EPISODE_FIELDS})
+        out.append({f: float(ep[f]) for f in (*EPISODE_FIELDS, *optional)})
     return out
