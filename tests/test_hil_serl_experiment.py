@@ -5,6 +5,7 @@ results), then a rerun that skips both stages, and a rerun with other parameters
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -109,6 +110,23 @@ def test_planned_commands_with_the_reward_classifier(tmp_path):
     assert "+dataset.env_kwargs.robot.show_robot=false" in run.overrides and ev.train is run
     with pytest.raises(SystemExit):
         hil.parse_args(["--reward", "classifier", "--classifier-steps", "0"])
+    with pytest.raises(SystemExit):
+        hil.parse_args(["--classifier-only"])  # only with --reward classifier
+
+
+def test_classifier_stage_alone_trains_and_exports_the_classifier(tmp_path):
+    """--classifier-only (smoke): the arm-less camera demonstrations are generated and the classifier trained and
+    exported by train.py; the HIL run is not started."""
+    smoke = SmokeRun("hil_serl_so101.py", tmp_path, "--reward", "classifier", "--classifier-only")
+    proc = smoke.run_ok(timeout=900)
+    assert "stopped after the reward classifier" in proc.stdout
+    run = smoke.runs / "reward_classifier" / "seed1000"
+    assert (run / "train_done.json").is_file()
+    export = run / "checkpoints" / "pretrained_model"
+    assert (export / "model.safetensors").is_file() and "RewardClassifier" in (export / "config.yaml").read_text()
+    generation = json.loads((smoke.runs / "classifier_demos" / "meta" / "generation.json").read_text())
+    assert generation["params"]["show_robot"] is False and generation["params"]["camera"] == hil.CLASSIFIER_CAMERA
+    assert not (smoke.runs / "hil_serl").exists()
 
 
 def test_the_classifier_overrides_compose_into_the_actors_env(tmp_path):

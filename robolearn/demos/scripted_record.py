@@ -232,11 +232,18 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(robot: Any, fps: int, episode_time_s: float, features: dict, task: str) -> None:
-    robot.connect()
-    _WORKER.update(robot=robot, teleop=_connected_teleop(robot), fps=fps, episode_time_s=episode_time_s,
-                   features=features, task=task)
+    # An exception escaping a Pool initializer kills the worker and the Pool starts another one, forever: the
+    # generation would hang. The failure is kept and raised by the first episode instead, which ends the Pool.
+    try:
+        robot.connect()
+        _WORKER.update(robot=robot, teleop=_connected_teleop(robot), fps=fps, episode_time_s=episode_time_s,
+                       features=features, task=task)
+    except Exception as e:  # noqa: BLE001 (re-raised by _worker_episode, with its type and message)
+        _WORKER["error"] = f"{type(e).__name__}: {e}"
 
 
 def _worker_episode(seed: int) -> tuple[list[dict[str, Any]], bool]:
     w = _WORKER
+    if "error" in w:
+        raise RuntimeError(f"a scripted-episode worker process could not connect its robot: {w['error']}")
     return _episode(w["robot"], w["teleop"], seed, w["fps"], w["episode_time_s"], w["features"], w["task"])
