@@ -25,8 +25,9 @@ Stages (each skipped when its output is complete, so re-running the same command
    success at probability >= 0.5, which ends the episode); the simulator still ends an episode it judges
    successful, and every episode also logs the simulator's own verdict (``env/sim_success``). SAC itself reads
    only the state, as with the simulator's reward. Run folder ``<out>/hil_serl/seed<seed>/`` (``ckpt_path=auto``,
-   ``train_done.json``; the replay buffers are restored from the last checkpoint on resume). Every actor episode is one row of the learner's
-   ``csv/version_*/metrics.csv`` (``env/success``, ``env/intervention_rate``, ``env/episode_length``).
+   ``train_done.json``; the replay buffers are restored from the last checkpoint on resume). Every actor episode
+   is one row of the learner's ``csv/version_*/metrics.csv`` (``env/success``, ``env/intervention_rate``,
+   ``env/episode_length``).
 2. **evaluate**: the exported policy alone (no expert, no takeover) by ``eval.py env=robot_so101_sim`` in the same
    state-only env (:data:`STATE_ENV`) on ``--episodes`` episodes (episode i reset with ``1000 + i``).
 
@@ -92,8 +93,8 @@ CLASSIFIER_POS_WEIGHT = 10.0
 CLASSIFIER_CAMERA = "workspace"
 CLASSIFIER_IMAGE_KEY = f"observation.images.{CLASSIFIER_CAMERA}"
 CLASSIFIER_BATCH_SIZE = 32
-# Cost model of the classifier stages (2-core CPU): resnet10t at 96x96 and batch 32 (1.1 s per step on one core with
-# two other jobs running), and the 300 demonstrations without the arm in the image.
+# Cost model of the classifier stages (2-core CPU): resnet10t at 96x96 and batch 32 (0.53 s per step measured with
+# another job on the second core), and the 300 demonstrations without the arm in the image.
 SECONDS_PER_CLASSIFIER_STEP = 0.4
 CLASSIFIER_DEMOS_S = 240.0
 
