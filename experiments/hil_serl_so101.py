@@ -385,7 +385,8 @@ def plot(args: argparse.Namespace, record: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run (or resume) the training and the evaluation and write the results; returns the results record.
+    """Run (or resume) the training and the evaluation and write the results; returns the results record (an empty
+    dict with ``--classifier-only``, which stops after stage 0).
 
     Raises:
         SourceStateError: dirty tree, or a run failing the provenance checks, without ``--allow-dirty``.

@@ -605,13 +605,16 @@ class RobotEnv(gym.Env):
         self._step += 1
         reward, success = self.reward_source(self, obs)
         info["is_success"] = bool(success)
-        if self.is_sim:  # the simulator's own verdict, e.g. to check a reward classifier's (measurement only)
-            info[SIM_SUCCESS] = bool(np.asarray(self.robot.transition.get("next.success", [False])).reshape(-1)[0])
         terminated = bool(success and self.terminate_on_success)
         truncated = self._step >= self.max_episode_steps
-        if self.is_sim and self.robot.episode_done:
-            terminated = terminated or bool(np.asarray(self.robot.transition.get("next.success", [False]))[0])
-            truncated = truncated or not terminated
+        if self.is_sim:
+            # the simulator's own verdict: reported whatever the reward source (e.g. to check a reward classifier's),
+            # and it ends the episode when the simulator ends it
+            sim_success = bool(np.asarray(self.robot.transition.get("next.success", [False])).reshape(-1)[0])
+            info[SIM_SUCCESS] = sim_success
+            if self.robot.episode_done:
+                terminated = terminated or sim_success
+                truncated = truncated or not terminated
         return obs, float(reward), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
