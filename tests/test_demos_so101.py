@@ -209,6 +209,7 @@ def test_replaying_recorded_actions_in_the_eval_env_reproduces_the_episode(datas
     ds = LeRobotDataset("robolearn/so101_pick_place_sim", root=dataset_root)
     episodes = ds.episode_data_index
     env = SO101PickPlaceEnv(camera="workspace", image_size=IMAGE_SIZE)
+    rendered, decoded = [], []
     try:
         for ep, seed in enumerate(seeds):
             items = [ds[i] for i in range(int(episodes["from"][ep]), int(episodes["to"][ep]))]
@@ -219,11 +220,19 @@ def test_replaying_recorded_actions_in_the_eval_env_reproduces_the_episode(datas
                                            err_msg=f"episode {ep} frame {t}: joint state differs")
                 np.testing.assert_allclose(obs["environment_state"], item["observation.environment_state"].numpy(),
                                            atol=1e-6, err_msg=f"episode {ep} frame {t}: block/goal differ")
-                # the camera went through AV1 encoding: compare the decoded frame loosely, same orientation
-                image = torch_from_hwc(obs["pixels"]["workspace"])
-                assert np.abs(image - item[IMAGE_KEY].numpy()).mean() < 0.05, f"episode {ep} frame {t}: image differs"
+                # the camera went through lossy AV1 encoding (its error varies with the encoder's build and
+                # threads): bound each frame loosely, and check the orientation and channel order below
+                rendered.append(torch_from_hwc(obs["pixels"]["workspace"]))
+                decoded.append(item[IMAGE_KEY].numpy())
+                assert np.abs(rendered[-1] - decoded[-1]).mean() < 0.1, f"episode {ep} frame {t}: image differs"
                 obs, reward, terminated, truncated, info = env.step(item["action"].numpy())
             assert terminated and info["is_success"] and reward == 1.0, f"episode {ep} does not succeed on replay"
+        rendered, decoded = np.stack(rendered), np.stack(decoded)
+        error = np.abs(rendered - decoded).mean()
+        assert error < 0.05, f"decoded frames differ from the replayed ones by {error:.3f} on average"
+        for name, wrong in {"vertical flip": rendered[:, :, ::-1], "horizontal flip": rendered[:, :, :, ::-1],
+                            "BGR": rendered[:, ::-1]}.items():
+            assert np.abs(wrong - decoded).mean() > 2 * error, f"the recorded frames look like a {name}"
     finally:
         env.close()
 
