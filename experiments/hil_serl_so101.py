@@ -9,8 +9,10 @@
 Stages (each skipped when its output is complete, so re-running the same command resumes):
 
 0. **reward classifier** (``--reward classifier`` only): ``train.py policy=reward_classifier`` (HIL-SERL's learned
-   reward: a resnet10t on the camera plus the joints, BCE on ``next.success`` with ``policy.pos_weight``
-   :data:`CLASSIFIER_POS_WEIGHT`) for ``--classifier-steps`` steps on scripted demonstrations recorded with the
+   reward: a resnet10t on the camera plus the joints, BCE with ``policy.pos_weight`` :data:`CLASSIFIER_POS_WEIGHT`
+   on the previous frame's ``next.success``, ``policy.label_offset=-1``, so that a positive observation shows the
+   success; each demonstration goes on :data:`CLASSIFIER_STEPS_AFTER_SUCCESS` steps after it) for
+   ``--classifier-steps`` steps on scripted demonstrations recorded with the
    ``workspace`` camera rendered without the arm (``dataset=so101_pick_place_sim_camera`` with ``show_robot=false``,
    generated into ``<out>/classifier_demos``): without the arm's 400k triangles a frame costs ~2 ms instead of
    ~40 ms in software rendering, which the actor pays at every step. The block, the goal and the table are in the
@@ -86,10 +88,18 @@ SECONDS_PER_UPDATE = 0.03
 SECONDS_PER_COMMAND = 40.0
 EVAL_STEPS_PER_S = 40.0
 REWARDS = ("sim", "classifier")
-# The classifier's data: about 47 frames per demonstration, one of them (the last) a success, so positives are
-# weighted up in the BCE (fewer than the 46:1 ratio: a classifier that fires early ends the actor's episodes before
-# the jaws let go, and the policy would learn to stop there).
-CLASSIFIER_POS_WEIGHT = 10.0
+# The classifier's data: each demonstration goes on for CLASSIFIER_STEPS_AFTER_SUCCESS steps after the simulator's
+# success (lerobot's number_of_steps_after_success), and frame t is labelled with frame t-1's next.success
+# (policy.label_offset=-1): the observations that show the success are the positives, and the last observation
+# before it (jaws half open over the goal) is a negative. The reward wrapper asks about the observation after each
+# step, which is what this label describes. Labelled with its own next.success (offset 0, no steps after, as at
+# dd0e342) the classifier fired on that half-open frame, one step before the simulator's success, and ended 302 of
+# 330 actor episodes as false successes (experiments/results/hil_serl_so101_classifier at e107ba9).
+CLASSIFIER_STEPS_AFTER_SUCCESS = 5
+CLASSIFIER_LABEL_OFFSET = -1
+# About 5 positives in ~64 frames per demonstration: positives weighted up, less than the 12:1 ratio (a classifier
+# that fires early ends the actor's episodes before the jaws let go, and the policy would learn to stop there).
+CLASSIFIER_POS_WEIGHT = 3.0
 CLASSIFIER_CAMERA = "workspace"
 CLASSIFIER_IMAGE_KEY = f"observation.images.{CLASSIFIER_CAMERA}"
 CLASSIFIER_BATCH_SIZE = 32
@@ -157,7 +167,9 @@ def classifier_run(args: argparse.Namespace) -> rep.TrainRun:
         ["experiment=none", "policy=reward_classifier", "dataset=so101_pick_place_sim_camera"], smoke,
         [f"dataset.root={args.out / 'classifier_demos'}", "dataset.repo_id=robolearn/so101_pick_place_scene_camera",
          "+dataset.generator.show_robot=false", f"dataset.generator.camera={CLASSIFIER_CAMERA}",
-         "policy.use_state=true", f"policy.pos_weight={CLASSIFIER_POS_WEIGHT}", "logger=csv", f"seed={args.seed}",
+         f"+dataset.generator.steps_after_success={CLASSIFIER_STEPS_AFTER_SUCCESS}",
+         "policy.use_state=true", f"policy.pos_weight={CLASSIFIER_POS_WEIGHT}",
+         f"policy.label_offset={CLASSIFIER_LABEL_OFFSET}", "logger=csv", f"seed={args.seed}",
          f"trainer.max_steps={args.classifier_steps}",
          f"trainer.val_check_interval={max(1, min(500, args.classifier_steps))}"],
         [] if args.smoke else [f"dataset.batch_size={CLASSIFIER_BATCH_SIZE}"]))

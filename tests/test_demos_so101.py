@@ -403,6 +403,25 @@ def test_generator_records_the_camera_without_the_robot(tmp_path):
     assert "show_robot" not in json.loads((default / GENERATION_FILE).read_text())["params"]
 
 
+def test_steps_after_success_record_frames_that_show_the_success(tmp_path):
+    """``steps_after_success=3``: every episode goes on 3 steps after the simulator's first success (the same
+    frames as without it, then 3 more), each with the simulator's own ``next.success``; ``next.done`` only on the
+    last frame, and the parameter is recorded."""
+    kw = dict(num_episodes=2, camera=None, seed=5, progress=False)
+    plain = _read_table(generate_so101_pick_place(tmp_path / "plain", **kw), "data")
+    root = generate_so101_pick_place(tmp_path / "after", steps_after_success=3, **kw)
+    after = _read_table(root, "data")
+    assert json.loads((root / GENERATION_FILE).read_text())["params"]["steps_after_success"] == 3
+    for ep in (0, 1):
+        a, p = after[after["episode_index"] == ep], plain[plain["episode_index"] == ep]
+        assert len(a) == len(p) + 3
+        np.testing.assert_array_equal(_col(a, "observation.state")[: len(p)], _col(p, "observation.state"))
+        assert _col(a, "next.success").ravel().tolist() == [False] * (len(p) - 1) + [True] * 4
+        assert _col(a, "next.done").ravel().tolist() == [False] * (len(a) - 1) + [True]
+    with pytest.raises(ValueError, match="steps_after_success"):
+        SO101SimRobot(camera=None, steps_after_success=-1)
+
+
 class _RobotWithoutGL(SO101SimRobot):
     """A simulated robot whose connection fails, as MuJoCo's renderer does in a process without a GL context."""
 

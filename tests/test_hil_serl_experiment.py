@@ -102,8 +102,8 @@ def test_planned_commands_with_the_reward_classifier(tmp_path):
     assert args.classifier_steps == 4 and hil.parse_args(["--reward", "classifier"]).classifier_steps == 1500
     (classifier, run), ev = hil.plan_runs(args)
     assert {"policy=reward_classifier", "dataset=so101_pick_place_sim_camera", "+dataset.generator.show_robot=false",
-            "policy.use_state=true", "trainer.max_steps=4", f"dataset.root={tmp_path / 'classifier_demos'}"} \
-        <= set(classifier.overrides)
+            "policy.use_state=true", "trainer.max_steps=4", f"dataset.root={tmp_path / 'classifier_demos'}",
+            "+dataset.generator.steps_after_success=5", "policy.label_offset=-1"} <= set(classifier.overrides)
     export = classifier.run_dir / "checkpoints" / "pretrained_model"
     reward = next(o for o in run.overrides if o.startswith("dataset.env_kwargs.reward="))
     assert "ClassifierReward" in reward and str(export) in reward and "state_key:observation.state" in reward
@@ -126,6 +126,8 @@ def test_classifier_stage_alone_trains_and_exports_the_classifier(tmp_path):
     assert (export / "model.safetensors").is_file() and "RewardClassifier" in (export / "config.yaml").read_text()
     generation = json.loads((smoke.runs / "classifier_demos" / "meta" / "generation.json").read_text())
     assert generation["params"]["show_robot"] is False and generation["params"]["camera"] == hil.CLASSIFIER_CAMERA
+    assert generation["params"]["steps_after_success"] == hil.CLASSIFIER_STEPS_AFTER_SUCCESS
+    assert "label_offset: -1" in (export / "config.yaml").read_text()
     assert not (smoke.runs / "hil_serl").exists()
 
 

@@ -73,6 +73,7 @@ def generate_so101_pick_place(
     overwrite: bool = False,
     progress: bool = True,
     show_robot: bool = True,
+    steps_after_success: int = 0,
 ) -> Path:
     """Generate (or return the cached) SO-101 pick-and-place dataset at ``root``.
 
@@ -106,6 +107,10 @@ def generate_so101_pick_place(
         progress: show a progress bar over episodes.
         show_robot: False records the camera without the arm (:class:`~robolearn.envs.so101.SO101PickPlaceSim`'s
             ``show_robot``), e.g. for a reward classifier's scene camera.
+        steps_after_success: keep recording this many steps after the success (the scripted expert opens the jaws
+            and retreats; :class:`~robolearn.robots.sim.SimRobot`), so that frames whose observation shows the
+            success exist, as lerobot's ``number_of_steps_after_success`` for reward classifier data; each frame's
+            ``next.success`` is the simulator's verdict after its step.
 
     Returns:
         ``root`` as a :class:`~pathlib.Path`.
@@ -137,8 +142,11 @@ def generate_so101_pick_place(
         # the expert's settings: a cached dataset made by another expert is reported (see _warn_if_params_differ)
         "expert": PickPlaceExpert().settings(),
     }
-    if not show_robot:  # listed only when set, so datasets generated before the option keep matching their params
+    # listed only when set, so datasets generated before these options keep matching their params
+    if not show_robot:
         params["show_robot"] = False
+    if steps_after_success:
+        params["steps_after_success"] = int(steps_after_success)
     if (root / "meta" / "info.json").is_file() and not overwrite:
         _warn_if_params_differ(root, params)
         log.info("Using the cached dataset at %s", root)
@@ -146,7 +154,8 @@ def generate_so101_pick_place(
 
     steps = MAX_EPISODE_STEPS if max_steps is None else int(max_steps)
     robot = SO101SimRobot(fps=fps, camera=camera, image_size=size, max_episode_steps=steps,
-                          action_noise=action_noise, missed_grasps=missed_grasps, show_robot=show_robot)
+                          action_noise=action_noise, missed_grasps=missed_grasps, show_robot=show_robot,
+                          steps_after_success=steps_after_success)
     generation = {
         "generator": f"{__name__}.generate_so101_pick_place",
         "params": params,

@@ -43,6 +43,12 @@ class SimRobot(Robot, abc.ABC):
 
     After each ``send_action``, :attr:`transition` holds ``next.reward`` (float32 (1,)), ``next.success`` and
     ``next.done`` (bool (1,)) of that step, and :attr:`episode_done` tells whether the env terminated/truncated.
+
+    ``steps_after_success`` (set by subclasses from their argument of that name, 0 by default) keeps an episode
+    going for that many steps after the env terminates with a success, as lerobot's ``number_of_steps_after_success``
+    does for HIL-SERL's reward classifier data: the recorded episode then holds observations that *show* the
+    success (the frame of the succeeding step shows the state before it), each with the step's own
+    ``next.success``. The episode still ends at truncation, and at once when the env terminates without success.
     """
 
     name = "sim"
@@ -53,8 +59,12 @@ class SimRobot(Robot, abc.ABC):
     fps: int
     task: str | None = None
 
-    def __init__(self, id: str | None = None) -> None:
+    def __init__(self, id: str | None = None, steps_after_success: int = 0) -> None:
         super().__init__(id)
+        if int(steps_after_success) < 0:
+            raise ValueError(f"steps_after_success must be >= 0, got {steps_after_success}")
+        self.steps_after_success = int(steps_after_success)
+        self._steps_since_success: int | None = None
         self._connected = False
         self._obs: dict[str, Any] | None = None
         self.transition: dict[str, np.ndarray] = {}
@@ -110,6 +120,7 @@ class SimRobot(Robot, abc.ABC):
         self._require()
         self._obs = self._flatten(self._reset(seed))
         self.transition, self.episode_done, self.last_info = {}, False, {}
+        self._steps_since_success = None
         return dict(self._obs)
 
     def get_observation(self) -> dict[str, Any]:
@@ -139,6 +150,11 @@ class SimRobot(Robot, abc.ABC):
         self._obs = self._flatten(obs)
         success = bool(info.get("success", info.get("is_success", False)))
         self.episode_done = bool(terminated or truncated)
+        if self._steps_since_success is not None:  # the env terminated with a success earlier in this episode
+            self._steps_since_success += 1
+            self.episode_done = bool(truncated or self._steps_since_success >= self.steps_after_success)
+        elif terminated and success and self.steps_after_success and not truncated:
+            self._steps_since_success, self.episode_done = 0, False
         self.last_info = dict(info)
         self.transition = {"next.reward": np.asarray([reward], np.float32),
                            "next.success": np.asarray([success], bool),
@@ -195,14 +211,17 @@ class SO101SimRobot(SimRobot):
             0: the simulator executes the command.
         show_robot: False renders ``camera`` without the arm (:class:`robolearn.envs.so101.SO101PickPlaceSim`'s
             ``show_robot``: ~2 ms instead of ~40 ms a frame in software rendering).
+        steps_after_success: steps recorded after the simulator's success (:class:`SimRobot`), e.g. 5 for a
+            reward classifier's demonstrations; 0: the episode ends at the success.
     """
 
     name = "so101_sim"
 
     def __init__(self, fps: int = 10, camera: str | None = "workspace", image_size: int | Sequence[int] = 96,
                  max_episode_steps: int = 300, cameras: Mapping[str, Any] | None = None, action_noise: float = 0.0,
-                 missed_grasps: float = 0.0, id: str | None = None, show_robot: bool = True) -> None:
-        super().__init__(id)
+                 missed_grasps: float = 0.0, id: str | None = None, show_robot: bool = True,
+                 steps_after_success: int = 0) -> None:
+        super().__init__(id, steps_after_success)
         from robolearn.envs.so101 import ACTION_NAMES, ENV_STATE_NAMES, STATE_NAMES, TASK, DemonstrationNoise
 
         if int(fps) <= 0:

@@ -33,7 +33,10 @@ def _frame(success: bool, rng: np.random.Generator) -> np.ndarray:
     return np.clip(base + rng.normal(0, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
 
 
-def _write_dataset(root: Path, episodes: int = 4, steps: int = 8, reward_only: bool = False) -> None:
+def _write_dataset(root: Path, episodes: int = 4, steps: int = 8, reward_only: bool = False,
+                   label_shift: int = 0) -> None:
+    """Episodes whose second half looks done; ``next.success`` turns True ``label_shift`` frames after the images
+    do (-1: one frame before, as a transition's success precedes the observation that shows it)."""
     rng = np.random.default_rng(0)
     feats = {CAM: {"dtype": "image", "shape": [16, 16, 3], "names": ["height", "width", "channels"]},
              "observation.state": {"dtype": "float32", "shape": [2], "names": None},
@@ -49,7 +52,7 @@ def _write_dataset(root: Path, episodes: int = 4, steps: int = 8, reward_only: b
                      "action": np.zeros(2, np.float32), "next.reward": np.array([float(success)], np.float32),
                      "task": "succeed"}
             if not reward_only:
-                frame["next.success"] = np.array([success])
+                frame["next.success"] = np.array([t >= steps // 2 + label_shift])
             w.add_frame(frame)
         w.save_episode()
     w.finalize()
@@ -110,6 +113,25 @@ def test_missing_label_key_fails_before_training_with_the_key_named(tmp_path):
     assert trainer.global_step == 2 and policy.delta_indices == {"next.reward": None}
 
 
+def test_label_offset_labels_each_frame_with_the_previous_transition(tmp_path):
+    """``label_offset=-1``: frame t learns frame t-1's next.success (the success its observation shows); the frame
+    before the success, labelled True by its own next.success, is a negative."""
+    root = tmp_path / "data"
+    _write_dataset(root, label_shift=-1)
+    cfg = _cfg(tmp_path, root, ["policy.label_offset=-1", "trainer.max_steps=30", "trainer.val_check_interval=30",
+                                "trainer.limit_val_batches=2"])
+    trainer, policy, datamodule = train_script.train(cfg)
+    assert policy.delta_indices == {"next.success": [-1]}
+    first = datamodule.train_dataloader().dataset[0]  # an episode's first frame: its labelling frame is padding
+    assert first["next.success_is_pad"].tolist() == [True]
+    policy.eval()
+    obs, labels = _frames(32, seed=1)
+    accuracy = float(((policy.predict_success(obs) > 0.5) == labels).float().mean())
+    assert accuracy >= 0.9, f"held-out accuracy {accuracy:.2f} with shifted labels (chance 0.5)"
+    reloaded = load_policy(tmp_path / "run" / "checkpoints" / "pretrained_model")
+    assert reloaded.label_offset == -1
+
+
 def _policy(**kw) -> RewardClassifier:
     feats = {CAM: PolicyFeature(FeatureType.VISUAL, (3, 16, 16)), "observation.state": PolicyFeature(FeatureType.STATE, (2,)),
              "action": PolicyFeature(FeatureType.ACTION, (2,))}
@@ -126,6 +148,11 @@ def test_labels_thresholds_and_input_errors():
         policy.labels({CAM: torch.zeros(2, 3, 16, 16)})
     with pytest.raises(ValueError, match="one value per frame"):
         policy.labels({"next.success": torch.zeros(2, 3), CAM: torch.zeros(2, 3, 16, 16)})
+    shifted = _policy(label_offset=-1)
+    assert shifted.delta_indices == {"next.success": [-1]}
+    padded = {"next.success": torch.tensor([[True], [True], [False]]), CAM: torch.zeros(3, 3, 16, 16),
+              "next.success_is_pad": torch.tensor([[True], [False], [False]])}
+    assert shifted.labels(padded).tolist() == [0.0, 1.0, 0.0]
     thresholded = _policy(label_key="next.reward", label_threshold=0.5)
     assert thresholded.labels({"next.reward": torch.tensor([0.2, 0.7, 1.0]), CAM: torch.zeros(3, 3, 16, 16)}).tolist() == [0, 1, 1]
     with pytest.raises(KeyError, match="observation.state"):

@@ -20,7 +20,13 @@ class RewardClassifier(PolicyModule):
 
     The label of frame ``t`` is the dataset column ``label_key`` (default ``next.success``, bool: the task is done
     after the action of frame ``t``); with ``label_threshold`` set, the label is ``label_key > label_threshold``
-    (e.g. ``label_key="next.reward", label_threshold=0`` for datasets that only have sparse rewards). The loss is
+    (e.g. ``label_key="next.reward", label_threshold=0`` for datasets that only have sparse rewards). With
+    ``label_offset=-1`` frame ``t`` takes the label of frame ``t - 1`` (False at an episode's first frame): the
+    success the previous action reached, which frame ``t``'s observation shows. A reward wrapper asks the
+    classifier about the observation *after* a step, so this is the label that matches it: with offset 0 the
+    classifier learns to fire on the last observation before the success (on the simulated SO-101, jaws half open
+    over the goal), one step early. It needs frames recorded after the success (``steps_after_success`` of
+    :class:`~robolearn.robots.sim.SimRobot`, lerobot's ``number_of_steps_after_success``). The loss is
     binary cross-entropy on the logit (``pos_weight`` up-weights the rare positive frames). Logged metrics:
     ``accuracy`` at ``success_threshold`` and ``positive_rate`` (fraction of positive labels in the batch), under
     ``train/`` and ``val/`` like every policy's loss terms.
@@ -37,6 +43,8 @@ class RewardClassifier(PolicyModule):
         use_imagenet_stats: normalize cameras with ImageNet mean/std (what pretrained timm backbones expect).
         label_key: dataset column holding the label (``(B,)`` or ``(B, 1)``, bool or numeric).
         label_threshold: None: the label is ``label_key != 0``; else ``label_key > label_threshold``.
+        label_offset: frames between a frame and the frame whose ``label_key`` labels it (0: its own; -1: the
+            previous frame's, see above).
         image_keys: cameras to use (None: every camera feature).
         use_state: also feed ``observation.state`` / ``observation.environment_state`` (when present).
         vision_backbone, pretrained_backbone_weights, freeze_backbone, hidden_dim, dropout: see
@@ -68,6 +76,7 @@ class RewardClassifier(PolicyModule):
         use_imagenet_stats: bool = True,
         label_key: str = "next.success",
         label_threshold: float | None = None,
+        label_offset: int = 0,
         image_keys: Sequence[str] | None = None,
         use_state: bool = False,
         vision_backbone: str = "resnet10t",
@@ -94,7 +103,7 @@ class RewardClassifier(PolicyModule):
             raise ValueError(f"success_threshold must be in (0, 1), got {success_threshold}")
         if pos_weight is not None and pos_weight <= 0:
             raise ValueError(f"pos_weight must be > 0, got {pos_weight}")
-        self.label_key, self.label_threshold = str(label_key), label_threshold
+        self.label_key, self.label_threshold, self.label_offset = str(label_key), label_threshold, int(label_offset)
         self.camera_keys, self.state_keys = cams, list(states)
         self.pos_weight, self.success_threshold = pos_weight, float(success_threshold)
         self.optimizer_lr, self.optimizer_weight_decay = optimizer_lr, optimizer_weight_decay
@@ -109,9 +118,10 @@ class RewardClassifier(PolicyModule):
         return [*self.camera_keys, *self.state_keys]
 
     @property
-    def delta_indices(self) -> dict[str, None]:
-        """``{label_key: None}``: the label as a single frame (the DataModule checks that the column exists)."""
-        return {self.label_key: None}
+    def delta_indices(self) -> dict[str, list[int] | None]:
+        """``{label_key: None}``: the label as a single frame, or ``{label_key: [label_offset]}`` (the DataModule
+        checks that the column exists, and pads a window outside the episode: ``<label_key>_is_pad``)."""
+        return {self.label_key: [self.label_offset] if self.label_offset else None}
 
     def labels(self, batch: Mapping[str, Any]) -> Tensor:
         """Float 0/1 labels ``(B,)`` from ``batch[label_key]`` (see the class docstring).
@@ -131,6 +141,9 @@ class RewardClassifier(PolicyModule):
                              f"({bsz},) or ({bsz}, 1)")
         y = y.reshape(bsz)
         y = y.float() > self.label_threshold if self.label_threshold is not None else y != 0
+        pad = batch.get(f"{self.label_key}_is_pad")
+        if self.label_offset and pad is not None:  # the labelling frame lies outside the episode: not a success
+            y = y & ~torch.as_tensor(pad, device=y.device).reshape(bsz).bool()
         return y.float()
 
     def _inputs(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
