@@ -2,12 +2,15 @@
 
     python experiments/dagger_so101.py                  # the full round (~1 h on the 2-core CPU, printed first)
     python experiments/dagger_so101.py --smoke          # tiny steps and episodes (debug=smoke): checks the path
+    python experiments/dagger_so101.py --demos clean --weak-steps 1000   # demonstrations without noise
 
 Stages (every one skipped when its output is complete, so re-running the same command resumes):
 
 1. **weak**: the main job (``experiment=so101_pick_place``: CPU Diffusion Policy on the 300 embedded scripted
    demonstrations, joints + environment state) trained for only ``--weak-steps`` steps (``callbacks=ema``: no
-   rollouts during training; the exported model is the EMA, as in the main job);
+   rollouts during training; the exported model is the EMA, as in the main job); with ``--demos clean`` on
+   demonstrations generated without the main job's DART noise and missed grasps (``<out>/clean_demos``), which
+   show the expert's ideal path only, so the weak policy's mistakes lead to states they never visit;
 2. **corrections**: ``eval.py`` deploys the weak policy in the simulator (``robot=sim_so101_pick_place``, 10 fps,
    ``dataset.realtime=false``) for ``--correction-episodes`` episodes seeded ``--correction-seed + i`` (not the
    evaluation seeds) with the scripted expert as the corrector (``teleop=scripted takeover=deviation``) and records
@@ -66,6 +69,9 @@ EVAL_STEPS_PER_S = 55.0  # eval.py, trained diffusion_cpu, batch 10
 DEPLOY_STEPS_PER_S = 25.0  # eval.py robot=..., one env, a policy call every 2 steps (estimate)
 MAX_EPISODE_STEPS = 300
 DATA_GENERATION_S = 300.0  # the 300 embedded demonstrations, once (cached in data/)
+DEMOS = ("noisy", "clean")
+# --demos clean: the main job's dataset generated without DART noise and missed grasps, in its own folder
+CLEAN_DEMOS_OVERRIDES = ("dataset.generator.action_noise=0.0", "dataset.generator.missed_grasps=0.0")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -84,6 +90,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="takeover=deviation's threshold, robot action units (conf/takeover/deviation.yaml)")
     p.add_argument("--hold-steps", type=int, default=10, help="steps the expert keeps control after a takeover")
     p.add_argument("--seed", type=int, default=1000, help="training seed of the three runs")
+    p.add_argument("--demos", choices=DEMOS, default="noisy",
+                   help="noisy (default): the main job's demonstrations (DART noise 0.3, a third with a missed grasp, "
+                        "so they already show recoveries); clean: the expert's ideal path without noise or missed "
+                        "grasps, generated into <out>/clean_demos: DAgger's own setting, where the learner's "
+                        "mistakes lead to states no demonstration visits (Ross et al. 2011)")
     rep.add_run_options(p, NAME, "the runs")
     args = p.parse_args(argv)
     small = args.smoke
@@ -118,8 +129,9 @@ def plan_runs(args: argparse.Namespace, demos_root: str | None) -> tuple[list[re
     run's dataset root, from its provenance) is needed for the fine-tuning runs; None plans the weak run only."""
     smoke = ["debug=smoke"] if args.smoke else []
     ckpt_every = max(1, min(200, args.weak_steps))
+    clean = [f"dataset.root={clean_demos_root(args)}", *CLEAN_DEMOS_OVERRIDES] if args.demos == "clean" else []
     weak = rep.TrainRun("weak", args.seed, args.out / "weak" / f"seed{args.seed}", rep.merge_overrides(
-        ["experiment=so101_pick_place", "callbacks=ema"], smoke,
+        ["experiment=so101_pick_place", "callbacks=ema"], smoke, clean,
         [f"seed={args.seed}", f"trainer.max_steps={args.weak_steps}", f"trainer.val_check_interval={ckpt_every}"]))
     runs = [weak]
     if demos_root is not None:
@@ -143,6 +155,17 @@ def eval_overrides(args: argparse.Namespace) -> list[str]:
     extra = ["env.max_episode_steps=30"] if args.smoke else []
     return ["env=so101_pick_place", f"eval.n_episodes={args.episodes}", f"eval.batch_size={min(10, args.episodes)}",
             *extra]
+
+
+def clean_demos_root(args: argparse.Namespace) -> Path:
+    """Where ``--demos clean`` generates its demonstrations."""
+    return args.out / "clean_demos"
+
+
+def demos_folder(args: argparse.Namespace) -> Path:
+    """The demonstrations' folder before the weak run has recorded it (for the cost estimate): ``--demos clean``'s,
+    or the main job's default cache ``data/so101_pick_place_sim``."""
+    return clean_demos_root(args) if args.demos == "clean" else REPO / "data" / "so101_pick_place_sim"
 
 
 def corrections_root(args: argparse.Namespace) -> Path:
@@ -209,7 +232,7 @@ def check_plan(args: argparse.Namespace) -> None:
     Raises:
         RuntimeError: ``--out`` holds a round with other parameters (names them)."""
     keys = ("weak_steps", "finetune_steps", "episodes", "correction_episodes", "correction_seed", "threshold",
-            "hold_steps", "seed", "smoke")
+            "hold_steps", "seed", "smoke", "demos")
     params = {k: getattr(args, k) for k in keys}
     rep.check_plan_file(args.out, params, what="a round")
 
@@ -237,7 +260,7 @@ def write_table(args: argparse.Namespace, rows: Sequence[dict[str, Any]], record
              f"`{record['command']}`; {args.episodes} evaluation episodes per arm on the same seeds (episode i reset "
              f"with 1000 + i); training seed {args.seed}; Wilson 95 % intervals.", "",
              "| arm | what | success % (95 % CI) [successes/episodes] | provenance |", "|---|---|---|---|"]
-    what = {"weak": f"main job, {args.weak_steps} steps (X)",
+    what = {"weak": f"main job{' on clean demos' if args.demos == 'clean' else ''}, {args.weak_steps} steps (X)",
             "dagger": f"weak + {args.finetune_steps} steps on demos + corrections (Y)",
             "control": f"weak + {args.finetune_steps} steps on demos only"}
     for arm in ARMS:
@@ -272,8 +295,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     head = (git_state(REPO) or {}).get("commit") if not args.allow_dirty else None
     check_plan(args)
     est = estimate_seconds(args.weak_steps, args.finetune_steps, args.episodes, args.correction_episodes,
-                           generate_data=not args.smoke and not (REPO / "data" / "so101_pick_place_sim" / "meta"
-                                                                 / "info.json").is_file())
+                           generate_data=not args.smoke and not (demos_folder(args) / "meta" / "info.json").is_file())
     print(f"[{NAME}] runs in {args.out}; results in {args.results}. Estimated cost on the 2-core CPU, at most "
           f"(episodes run to the 300-step limit): {est['total'] / 60:.0f} min "
           f"({', '.join(f'{k} {v / 60:.1f}' for k, v in est.items() if k != 'total')} min)", flush=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
 
@@ -44,6 +46,25 @@ def test_defaults_and_smoke_defaults(tmp_path):
     assert [o for o in dagger if not o.startswith("dataset.datasets")] == \
         [o for o in control if not o.startswith("dataset.datasets")]
     assert len({e.overrides for e in evals}) == 1
+    assert full.demos == "noisy" and not any("clean_demos" in o for o in runs[0].overrides)
+
+
+def test_clean_demos_train_the_weak_policy_on_noise_free_demonstrations(tmp_path):
+    """--demos clean: the weak run generates (and reads) demonstrations without DART noise or missed grasps in
+    <out>/clean_demos; the overrides compose into that generator, and the fine-tunings read the weak run's data."""
+    from tests.compose import compose_config
+
+    args = dag.parse_args(["--demos", "clean", "--out", str(tmp_path)])
+    (weak,), _ = dag.plan_runs(args, None)
+    assert f"dataset.root={tmp_path / 'clean_demos'}" in weak.overrides
+    cfg = compose_config("train", list(weak.overrides))
+    assert cfg.dataset.generator.action_noise == 0.0 and cfg.dataset.generator.missed_grasps == 0.0
+    assert cfg.dataset.root == str(tmp_path / "clean_demos")
+    runs, _ = dag.plan_runs(args, str(tmp_path / "clean_demos"))
+    assert f"root: '{tmp_path / 'clean_demos'}'" in " ".join(runs[2].overrides)
+    assert dag.demos_folder(args) == tmp_path / "clean_demos"
+    with pytest.raises(SystemExit):
+        dag.parse_args(["--demos", "dirty"])
 
 
 def test_smoke_round_end_to_end_and_resume(tmp_path):

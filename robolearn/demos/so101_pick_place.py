@@ -116,7 +116,8 @@ def generate_so101_pick_place(
         ``root`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ValueError: ``num_episodes`` or ``workers`` < 1, a negative ``action_noise``, ``missed_grasps`` outside [0, 1].
+        ValueError: ``num_episodes`` or ``workers`` < 1, a negative ``action_noise`` or ``steps_after_success``,
+            ``missed_grasps`` outside [0, 1].
         FileExistsError: ``root`` exists, is not empty and holds no dataset (never deleted implicitly).
         RuntimeError: fewer than ``num_episodes`` successful episodes within ``max_attempts``.
     """

@@ -213,6 +213,9 @@ class SO101SimRobot(SimRobot):
             ``show_robot``: ~2 ms instead of ~40 ms a frame in software rendering).
         steps_after_success: steps recorded after the simulator's success (:class:`SimRobot`), e.g. 5 for a
             reward classifier's demonstrations; 0: the episode ends at the success.
+
+    Raises:
+        ValueError: ``fps`` <= 0 or a negative ``steps_after_success``.
     """
 
     name = "so101_sim"
