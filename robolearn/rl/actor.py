@@ -20,6 +20,13 @@ from robolearn.envs.observation import preprocess_observation
 ActionFn = Callable[[dict[str, Tensor]], Tensor]
 
 
+def mapped_features(features_map: Mapping[str, str | None]) -> dict[str, str]:
+    """``{native dotted observation key: dataset key}`` as plain strings, without the keys mapped to None: a config
+    drops a key its parent maps with ``<key>: null`` (``conf/experiment/hil_serl_so101_real.yaml`` drops the
+    simulator's ``environment_state``)."""
+    return {str(k): str(v) for k, v in features_map.items() if v is not None}
+
+
 @dataclass
 class EpisodeStats:
     """One finished episode: ``episode_return`` (sum of rewards), ``success`` (``info[success_key]`` at any step),
@@ -66,7 +73,7 @@ class EnvActor:
     def __post_init__(self) -> None:
         if not isinstance(self.env.action_space, gym.spaces.Box):
             raise TypeError(f"EnvActor needs a Box action space, got {self.env.action_space}")
-        self.features_map = {str(k): str(v) for k, v in self.features_map.items()}
+        self.features_map = mapped_features(self.features_map)
         self.env.action_space.seed(int(self.seed))
         if not (np.isfinite(self.intervention_penalty) and self.intervention_penalty >= 0):
             raise ValueError(f"intervention_penalty must be a finite number >= 0, got {self.intervention_penalty}")

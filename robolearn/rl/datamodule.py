@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from robolearn.envs.observation import env_policy_features
 from robolearn.features import ACTION, REWARD, FeatureType, PolicyFeature
-from robolearn.rl.actor import EnvActor, EpisodeStats
+from robolearn.rl.actor import EnvActor, EpisodeStats, mapped_features
 from robolearn.rl.offline import buffer_from_dataset
 from robolearn.rl.replay import MixedReplayBuffer, ReplayBuffer
 
@@ -51,7 +51,8 @@ class OnlineRLDataModule(L.LightningDataModule):
         env_id: gymnasium id; ``"module:Id"`` imports ``module`` first (e.g.
             ``"robolearn.envs.planar_arm:robolearn/PlanarReach-v0"``).
         features_map: ``{native dotted observation key: dataset key}`` (``observation.state``,
-            ``observation.environment_state``, ``observation.image`` / ``observation.images.<cam>``).
+            ``observation.environment_state``, ``observation.image`` / ``observation.images.<cam>``); a key mapped
+            to None is dropped.
         env_kwargs: keyword arguments of ``gymnasium.make``.
         max_episode_steps: time limit passed to ``gymnasium.make`` (None: the env's own).
         success_key: ``info`` key of the success flag.
@@ -125,7 +126,7 @@ class OnlineRLDataModule(L.LightningDataModule):
         if utd_ratio is not None and utd_ratio < 1:
             raise ValueError(f"utd_ratio must be >= 1, got {utd_ratio}")
         self.env_id = env_id
-        self.features_map = {str(k): str(v) for k, v in dict(features_map).items()}
+        self.features_map = mapped_features(features_map)
         self.env_kwargs = dict(env_kwargs or {})
         self.max_episode_steps = max_episode_steps
         self.success_key = success_key

@@ -304,12 +304,14 @@ class RobotEnv(gym.Env):
         self.reward_source = reward
 
         self._driver = None
+        self._owns_teleop = False
         if teleop is not None:
             if list(teleop.action_features) != self.action_keys:
                 raise ValueError(f"teleoperator {getattr(teleop, 'name', type(teleop).__name__)} acts on "
                                  f"{list(teleop.action_features)}, the robot on {self.action_keys}")
             if not teleop.is_connected:
                 teleop.connect()
+                self._owns_teleop = True
             from robolearn.record.takeover import TakeoverDriver
 
             self._driver = TakeoverDriver(self._policy_robot_action, lambda: None, teleop, events, trigger)
@@ -624,15 +626,20 @@ class RobotEnv(gym.Env):
         return np.asarray(self._obs[self.camera_keys[0]], np.uint8)
 
     def close(self) -> None:
-        """Stop key readers and disconnect the robot if this env connected it (the teleoperator is the caller's)."""
+        """Stop key readers (the reward's and ``events``) and disconnect the robot and the teleoperator if this env
+        connected them."""
         if hasattr(self.reward_source, "stop"):
             self.reward_source.stop()
+        if hasattr(self.events, "stop"):
+            self.events.stop()
+        if self._owns_teleop and self.teleop.is_connected:
+            self.teleop.disconnect()
         if self._owns_connection and self.robot.is_connected:
             self.robot.disconnect()
 
 
 def make_robot_env(robot: Any, max_episode_steps: int = 300, kinematics: Any = None, teleop: Any = None,
-                   trigger: Any = None, reward: Any = None, **kwargs: Any) -> RobotEnv:
+                   trigger: Any = None, reward: Any = None, events: Any = None, **kwargs: Any) -> RobotEnv:
     """Build a :class:`RobotEnv` from Hydra configs (``conf/env/robot_so101_sim.yaml``: an ``EnvSpec`` whose ``make``
     is this function with ``_partial_: true`` and ``_recursive_: false``, so that every env gets its own robot).
 
@@ -640,6 +647,8 @@ def make_robot_env(robot: Any, max_episode_steps: int = 300, kinematics: Any = N
         robot: a robot config (``{_target_: ...}``) or a :class:`~robolearn.robots.robot.Robot`.
         max_episode_steps: the env's time limit (``EnvSpec`` passes its own).
         kinematics, trigger, reward: configs (instantiated here) or objects, or None.
+        events: a config (instantiated and started here, e.g. ``{_target_: robolearn.record.events.KeyboardEvents}``:
+            Tab takes over and hands back) or an object (the caller starts it), or None.
         teleop: a teleoperator config or object; a ``ScriptedTeleop`` config gets the robot (``teleop=scripted``).
         kwargs: the other :class:`RobotEnv` arguments (plain values).
     Returns:
@@ -660,10 +669,12 @@ def make_robot_env(robot: Any, max_episode_steps: int = 300, kinematics: Any = N
         teleop = build(teleop, robot=robot)
     else:
         teleop = build(teleop)
+    if isinstance(events, (DictConfig, dict)) and "_target_" in events:
+        events = build(events).start()
     kwargs = {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) or OmegaConf.is_list(v) else v
               for k, v in kwargs.items()}
     return RobotEnv(robot, max_episode_steps=int(max_episode_steps), kinematics=build(kinematics), teleop=teleop,
-                    trigger=build(trigger), reward=build(reward), **kwargs)
+                    trigger=build(trigger), reward=build(reward), events=events, **kwargs)
 
 
 GYM_ID = "robolearn/RobotEnv-v0"

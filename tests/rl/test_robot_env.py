@@ -456,6 +456,63 @@ def test_follower_intervention_from_a_leader_and_tab(follower):
         env.close()
 
 
+def test_real_arm_hil_experiment_builds_and_steps_its_env_from_the_composed_config(tmp_path, monkeypatch):
+    """experiment=hil_serl_so101_real: the actor's env built as run_actor builds it (gymnasium id + env_kwargs of the
+    composed config) over the follower from conf/robot/so101_follower.yaml on the fake bus, with a fake `front`
+    camera; the policy sees joints + camera only; Tab hands the arm to the leader and back; `s` ends the episode as
+    a success; close() stops the key reader and disconnects the arm and the leader."""
+    import gymnasium as gym
+
+    from robolearn.envs.observation import env_policy_features
+    from robolearn.features import FeatureType, PolicyFeature
+    from robolearn.rl.actor import mapped_features
+    from tests.compose import compose_config
+
+    monkeypatch.setenv("HF_LEROBOT_CALIBRATION", str(tmp_path / "calibration"))
+    with FakeFeetechBus() as fake:
+        for cal in calibration().values():  # the servos hold the calibration file's values: connect asks nothing
+            servo = fake.servo(cal.id)
+            servo.actual = 2000
+            servo.set("Min_Position_Limit", cal.range_min)
+            servo.set("Max_Position_Limit", cal.range_max)
+        save_calibration(calibration(), tmp_path / "f" / "arm.json")
+        cfg = compose_config("train", [
+            "experiment=hil_serl_so101_real", f"robot.port={fake.port}", "robot.id=arm",
+            f"robot.calibration_dir={tmp_path / 'f'}", f"+robot.packet_timeout_ms={PACKET_TIMEOUT_MS}",
+            "robot.cameras={front: {type: fake, width: 32, height: 24}}", "teleop.port=unused",
+            "+dataset.env_kwargs.events.listen=false", "+dataset.env_kwargs.real_time=false",
+            "dataset.env_kwargs.reward={_target_: robolearn.rl.robot_env.KeySuccessReward, listen: false}"])
+        ds = cfg.dataset
+        assert ds.env_kwargs.robot._target_ == "robolearn.robots.so_follower.SOFollower"
+        assert ds.env_kwargs.teleop._target_ == "robolearn.teleop.so_leader.SOLeader"
+        kwargs = dict(ds.env_kwargs)
+        leader_pose = {k: 0.0 for k in ARM_KEYS} | {"shoulder_lift.pos": 5.0, "gripper.pos": 50.0}
+        kwargs["teleop"] = FixedTeleop(leader_pose)  # the leader arm's code is tested on its own fake bus elsewhere
+        env = gym.make(str(ds.env_id), max_episode_steps=int(ds.max_episode_steps), **kwargs)
+        robot_env = env.unwrapped
+        try:
+            features = env_policy_features(env.observation_space, mapped_features(ds.features_map))
+            assert sorted(features) == ["observation.images.front", "observation.state"]
+            assert features["observation.images.front"].shape == (3, 24, 32)
+            action = {"action": PolicyFeature(FeatureType.ACTION, env.action_space.shape)}
+            instantiate(cfg.policy, features={**features, **action}, stats=None)  # SAC builds its camera encoder
+            obs, _ = env.reset(seed=0)
+            assert set(obs) == {"agent_pos", "pixels"} and obs["pixels"]["front"].shape == (24, 32, 3)
+            policy = np.zeros(env.action_space.shape, np.float32)
+            flags = []
+            for t in range(4):
+                if t in (1, 3):
+                    robot_env.events.press(TAB)  # the leader takes over at step 1 and hands back at step 3
+                if t == 3:
+                    robot_env.reward_source.press("s")
+                obs, reward, terminated, _, info = env.step(policy)
+                flags.append(info["is_intervention"])
+            assert flags == [False, True, True, False] and terminated and reward == 1.0
+        finally:
+            env.close()
+        assert not robot_env.robot.is_connected and not kwargs["teleop"].is_connected
+
+
 def test_hil_env_with_a_saved_reward_classifier_on_the_armless_camera(tmp_path):
     """experiments/hil_serl_so101.py --reward classifier's env, built from the composed config as the actor builds
     it: a saved RewardClassifier (load_policy) reads the arm-less camera and the joints at every step; the
