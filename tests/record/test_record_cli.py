@@ -108,3 +108,16 @@ def test_sigkill_record_py_mid_episode_then_resume(tmp_path):
     ds = LeRobotDataset("test/sim_pick", root=root)
     assert ds.meta.total_episodes == 2 and len(ds) == 45
     assert not list(root.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("config, robot", [("record", "so101_follower"), ("record", "so100_follower"),
+                                           ("eval", "so101_follower"), ("record", "sim_so101_pick_place")])
+def test_robot_cameras_can_be_given_on_the_command_line(config, robot):
+    """The README's `'robot.cameras={front: {...}}'` composes (an empty `cameras: {}` in struct mode refused new
+    keys, so the documented real-arm commands failed before the robot was even built)."""
+    from tests.compose import compose_config
+
+    cam = "{front: {type: opencv, index_or_path: 0, width: 640, height: 480, fps: 30}}"
+    overrides = [f"robot={robot}", f"robot.cameras={cam}"] + (["robot.port=/dev/ttyACM0"] if "sim" not in robot else [])
+    cfg = compose_config(config, overrides)
+    assert cfg.robot.cameras.front.width == 640 and cfg.robot.cameras.front.type == "opencv"
