@@ -3,6 +3,10 @@ previous file, or save_last's link, as it was), and used by every trainer config
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import lightning as L
 import pytest
 import torch
@@ -28,6 +32,18 @@ def test_saves_loads_and_leaves_no_temporary_file(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["step.ckpt"]
     with pytest.raises(TypeError, match="storage_options"):
         io.save_checkpoint({}, path, storage_options={"x": 1})
+
+
+def test_a_hard_killed_writers_temporary_file_is_removed_by_the_next_save(tmp_path):
+    io = DirectFileCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is free now: the writer is gone
+    stale, live = partial_path(path, dead.pid), partial_path(path, os.getppid())  # the parent runs: not stale
+    stale.write_bytes(b"half a checkpoint")
+    live.write_bytes(b"another process is writing")
+    io.save_checkpoint({"global_step": 1}, path)
+    assert not stale.exists() and live.exists() and io.load_checkpoint(path)["global_step"] == 1
 
 
 def test_a_failed_save_keeps_the_previous_file_and_the_link(tmp_path):

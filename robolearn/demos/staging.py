@@ -15,6 +15,8 @@ import time
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+from robolearn.utils.processes import pid_alive
+
 log = logging.getLogger(__name__)
 
 
@@ -24,16 +26,6 @@ def package_version(dist: str) -> str | None:
         return importlib_metadata.version(dist)
     except importlib_metadata.PackageNotFoundError:
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_stale_staging_dirs(root: Path) -> None:
@@ -48,7 +40,7 @@ def _remove_stale_staging_dirs(root: Path) -> None:
             pid = int(p.name[len(prefix):].split("-")[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             log.info("Removing stale partial dataset %s", p)
             shutil.rmtree(p, ignore_errors=True)
 

@@ -198,7 +198,8 @@ class RobotEnv(gym.Env):
         teleop: a :class:`~robolearn.teleop.teleoperator.Teleoperator` with the robot's action keys (interventions
             and ``reset_mode="teleop"``), or None.
         events: an object with a ``takeover`` flag (Tab in :class:`robolearn.record.events.KeyboardEvents`); its
-            ``exit_early`` flag (→) ends a teleoperated reset early.
+            ``exit_early`` flag (→) ends a teleoperated reset early. :meth:`close` stops it (as the reward's key
+            reader).
         trigger: a scripted takeover trigger (:class:`robolearn.record.takeover.StepWindows`, ``Deviation``), or None.
         reward: ``"sim"``, ``"keyboard"``, a reward source object or callable ``(env, observation) -> (reward,
             success)``; default ``"sim"`` for simulated robots, else ``"keyboard"``.
@@ -648,7 +649,8 @@ def make_robot_env(robot: Any, max_episode_steps: int = 300, kinematics: Any = N
         max_episode_steps: the env's time limit (``EnvSpec`` passes its own).
         kinematics, trigger, reward: configs (instantiated here) or objects, or None.
         events: a config (instantiated and started here, e.g. ``{_target_: robolearn.record.events.KeyboardEvents}``:
-            Tab takes over and hands back) or an object (the caller starts it), or None.
+            Tab takes over and hands back) or an object (the caller starts it); either way the env's ``close``
+            stops it.
         teleop: a teleoperator config or object; a ``ScriptedTeleop`` config gets the robot (``teleop=scripted``).
         kwargs: the other :class:`RobotEnv` arguments (plain values).
     Returns:

@@ -7,7 +7,9 @@ holds a second copy of every weight and optimizer moment, and the bytes are copi
 Policy (a 3.15 GB checkpoint) that costs ~3 GB of peak memory and about twice the time of writing the file
 (measured here: 11.7 s vs 5.8 s for 3 GB of tensors). Writing the file directly keeps the same guarantee: a crash
 or Ctrl-C while saving leaves the previous file (or ``save_last: link``'s symbolic link) intact, because the new one
-only replaces it by ``os.replace`` once complete. Remote paths (``s3://``, ...) keep Lightning's buffered upload.
+only replaces it by ``os.replace`` once complete; the temporary file of a writer that was hard-killed (SIGKILL,
+out of memory) is deleted by the next save of the same checkpoint. Remote paths (``s3://``, ...) keep Lightning's
+buffered upload.
 """
 
 from __future__ import annotations
@@ -21,13 +23,26 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import get_filesystem
 
+from robolearn.utils.processes import pid_alive
+
 PARTIAL_SUFFIX = ".partial"
 
 
-def partial_path(path: Path) -> Path:
+def partial_path(path: Path, pid: int | None = None) -> Path:
     """The temporary file a checkpoint at ``path`` is written to before the rename: hidden, named after ``path``
-    and this process id, in the same folder (so the rename stays on one filesystem)."""
-    return path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+    and the writer's process id (default: this process), in the same folder (the rename stays on one filesystem)."""
+    return path.with_name(f".{path.name}.{os.getpid() if pid is None else int(pid)}{PARTIAL_SUFFIX}")
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Delete the temporary files of ``path`` left by writers that no longer run; returns the deleted paths."""
+    prefix, removed = f".{path.name}.", []
+    for p in path.parent.glob(f"{prefix}*{PARTIAL_SUFFIX}"):
+        pid = p.name[len(prefix):-len(PARTIAL_SUFFIX)]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 class DirectFileCheckpointIO(TorchCheckpointIO):
@@ -46,6 +61,7 @@ class DirectFileCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path)
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(target)
         tmp = partial_path(target)
         try:
             torch.save(checkpoint, tmp)
@@ -56,4 +72,4 @@ class DirectFileCheckpointIO(TorchCheckpointIO):
         return None
 
 
-__all__ = ["DirectFileCheckpointIO", "partial_path"]
+__all__ = ["DirectFileCheckpointIO", "partial_path", "remove_stale_partials"]
