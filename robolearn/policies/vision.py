@@ -226,6 +226,7 @@ class RgbEncoder(nn.Module):
         pretrained_backbone_weights: str | None,
         use_group_norm: bool,
         num_keypoints: int,
+        replace_final_stride_with_dilation: bool = False,
     ):
         super().__init__()
         c, h, w = image_shape
@@ -235,7 +236,8 @@ class RgbEncoder(nn.Module):
                 raise ValueError(f"crop_shape {crop_shape} is larger than the image (H, W) = {(h, w)}; "
                                  "lower crop_shape or set it to None")
         self.crop_shape, self.crop_is_random = crop_shape, crop_is_random
-        resnet = make_resnet(vision_backbone, pretrained_backbone_weights, norm="group" if use_group_norm else "batch")
+        resnet = make_resnet(vision_backbone, pretrained_backbone_weights, norm="group" if use_group_norm else "batch",
+                             replace_final_stride_with_dilation=replace_final_stride_with_dilation)
         self.backbone = resnet_trunk(resnet)
         in_hw = crop_shape or (h, w)
         with torch.no_grad():

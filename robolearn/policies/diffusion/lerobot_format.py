@@ -19,7 +19,7 @@ from torch import Tensor
 
 from robolearn.features import PolicyFeature
 from robolearn.policies.diffusion.module import DiffusionPolicy
-from robolearn.policies.lerobot_compat import base_lerobot_config, convert_config_keys
+from robolearn.policies.lerobot_compat import LerobotFormatError, base_lerobot_config, convert_config_keys
 
 LEROBOT_TYPE = "diffusion"
 POLICY_CLASS = DiffusionPolicy
@@ -46,7 +46,15 @@ def kwargs_from_lerobot_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def lerobot_config_from_kwargs(kwargs: Mapping[str, Any], features: Mapping[str, PolicyFeature]) -> dict[str, Any]:
-    """A lerobot 0.6.1 ``diffusion`` ``config.json`` dict from ``DiffusionPolicy`` kwargs."""
+    """A lerobot 0.6.1 ``diffusion`` ``config.json`` dict from ``DiffusionPolicy`` kwargs.
+
+    Raises:
+        LerobotFormatError: ``replace_final_stride_with_dilation`` is set (lerobot's Diffusion Policy has no such
+            option: its model would have another feature map and spatial-softmax size).
+    """
+    if kwargs.get("replace_final_stride_with_dilation"):
+        raise LerobotFormatError("replace_final_stride_with_dilation=True has no equivalent in lerobot's diffusion "
+                                 "config; export a policy trained without it")
     config = base_lerobot_config(LEROBOT_TYPE, features, kwargs["n_obs_steps"], kwargs["normalization_mapping"])
     for key in NAMES:
         value = kwargs[key]

@@ -253,6 +253,7 @@ class DiffusionModel(nn.Module):
         crop_shape: tuple[int, int] | None,
         crop_is_random: bool,
         spatial_softmax_num_keypoints: int,
+        replace_final_stride_with_dilation: bool,
         use_separate_rgb_encoder_per_camera: bool,
         down_dims: tuple[int, ...],
         kernel_size: int,
@@ -285,7 +286,7 @@ class DiffusionModel(nn.Module):
         cond_per_step = (state_dim or 0) + (env_state_dim or 0)
         if image_shapes:
             enc_args = (crop_shape, crop_is_random, vision_backbone, pretrained_backbone_weights, use_group_norm,
-                        spatial_softmax_num_keypoints)
+                        spatial_softmax_num_keypoints, replace_final_stride_with_dilation)
             if use_separate_rgb_encoder_per_camera:
                 self.rgb_encoder = nn.ModuleList([RgbEncoder(tuple(s), *enc_args) for s in image_shapes])
                 cond_per_step += sum(e.feature_dim for e in self.rgb_encoder)

@@ -43,6 +43,9 @@ class DiffusionPolicy(PolicyModule):
         n_action_steps: actions executed per inference (``<= horizon - n_obs_steps + 1``).
         crop_shape: ``(h, w)`` crop (random in training if ``crop_is_random``, center in eval) or ``None``.
         use_group_norm: GroupNorm(C/16) in the backbone instead of BatchNorm (not with pretrained weights).
+        replace_final_stride_with_dilation: dilate the backbone's last stage instead of striding (output stride 16:
+            a 64x64 frame gives 4x4 feature cells for the spatial softmax instead of 2x2). robolearn's own option,
+            as ACT's: lerobot's Diffusion Policy has none, so a policy with it cannot be exported in lerobot's format.
         noise_scheduler_type: ``"DDPM"`` or ``"DDIM"``.
         optimizer_lr, optimizer_betas, optimizer_eps, optimizer_weight_decay: Adam's learning rate, betas, eps and
             (L2) weight decay: the paper's values, lerobot's names and defaults.
@@ -77,6 +80,7 @@ class DiffusionPolicy(PolicyModule):
         crop_shape: tuple[int, int] | None = (84, 84),
         crop_is_random: bool = True,
         spatial_softmax_num_keypoints: int = 32,
+        replace_final_stride_with_dilation: bool = False,
         use_separate_rgb_encoder_per_camera: bool = False,
         down_dims: tuple[int, ...] = (512, 1024, 2048),
         kernel_size: int = 5,
@@ -124,6 +128,7 @@ class DiffusionPolicy(PolicyModule):
             crop_shape=tuple(crop_shape) if crop_shape is not None else None,
             crop_is_random=crop_is_random,
             spatial_softmax_num_keypoints=spatial_softmax_num_keypoints,
+            replace_final_stride_with_dilation=replace_final_stride_with_dilation,
             use_separate_rgb_encoder_per_camera=use_separate_rgb_encoder_per_camera,
             down_dims=tuple(down_dims),
             kernel_size=kernel_size,
