@@ -57,7 +57,9 @@ class Suite:
             condition named ``nominal`` is the reference of the table's ``delta_pp`` and ``lost``/``gained`` columns.
             A condition's ``task`` key (a non-empty string) is not a ``make`` argument: it replaces the env's
             instruction given to the policy (``batch["task"]``) and recorded with the episodes.
-        env: the ``env.name`` this suite is written for; :func:`evaluate_suite` refuses another env. None: any.
+        env: the ``env.name`` this suite is written for, or a list of them (the same task seen by other cameras,
+            e.g. ``[so101_pick_place, so101_pick_place_scene_camera]``); :func:`evaluate_suite` refuses another env.
+            None: any.
         description: free text, copied to ``suite_info.json``.
         paraphrases: a text file of phrasings of the env's instruction (one per line; blank lines and ``#``
             comments skipped; see :func:`read_paraphrases`); each adds the condition ``paraphrase_<i>`` (1-based,
@@ -71,7 +73,7 @@ class Suite:
 
     name: str
     conditions: dict[str, dict[str, Any]]
-    env: str | None = None
+    env: str | list[str] | None = None
     description: str = ""
     paraphrases: str | os.PathLike | None = None
 
@@ -246,9 +248,10 @@ def evaluate_suite(policy: Policy, spec: EnvSpec, suite: Suite, n_episodes: int,
         TypeError: the env's ``make`` does not take a condition's arguments (raised when the condition's first env is
             built).
     """
-    if suite.env is not None and suite.env != spec.name:
-        raise ValueError(f"suite {suite.name!r} is written for env {suite.env!r}, not {spec.name!r}: "
-                         f"pass env={suite.env}")
+    envs = [suite.env] if isinstance(suite.env, str) else suite.env
+    if envs is not None and spec.name not in envs:
+        raise ValueError(f"suite {suite.name!r} is written for env {' or '.join(map(repr, envs))}, not {spec.name!r}: "
+                         f"pass env={envs[0]}")
     out = None if output_dir is None else Path(output_dir)
     infos: dict[str, dict[str, Any]] = {}
     tasks: dict[str, str | None] = {}

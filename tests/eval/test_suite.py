@@ -25,7 +25,8 @@ def _compose(overrides):
 def test_robustness_suite_config_builds_every_condition():
     cfg = _compose(["policy=scripted", "eval_suite=so101_robustness"])
     suite = instantiate(cfg.eval_suite, _convert_="all")
-    assert isinstance(suite, Suite) and suite.env == "so101_pick_place" and cfg.env.name == suite.env
+    assert isinstance(suite, Suite) and suite.env == ["so101_pick_place", "so101_pick_place_scene_camera"]
+    assert cfg.env.name in suite.env
     assert list(suite.conditions)[0] == "nominal" and suite.conditions["nominal"] == {}
     kinds = set()
     for name, kwargs in suite.conditions.items():
@@ -70,6 +71,12 @@ def test_a_suite_for_another_env_is_refused():
     suite = Suite(name="s", conditions={"nominal": {}}, env="so101_pick_place")
     with pytest.raises(ValueError, match="written for env 'so101_pick_place', not 'pusht'"):
         evaluate_suite(ConstantPolicy([0.0, 0.0]), pusht_spec(), suite, n_episodes=1)
+    several = Suite(name="s", conditions={"nominal": {}}, env=["so101_pick_place", "so101_pick_place_scene_camera"])
+    with pytest.raises(ValueError, match="'so101_pick_place' or 'so101_pick_place_scene_camera', not 'pusht'"):
+        evaluate_suite(ConstantPolicy([0.0, 0.0]), pusht_spec(), several, n_episodes=1)
+    listed = Suite(name="s", conditions={"nominal": {}}, env=["so101_pick_place", "pusht"])
+    info = evaluate_suite(ConstantPolicy([0.0, 0.0]), pusht_spec(), listed, n_episodes=1)
+    assert [row["condition"] for row in info["table"]] == ["nominal"]
 
 
 def test_eval_py_runs_the_robustness_suite(tmp_path):
@@ -140,7 +147,7 @@ def test_language_suite_configs_read_the_paraphrase_files(suite_name, env, sourc
     cfg = _compose(["policy=scripted", f"env={env}", f"eval_suite={suite_name}"])
     suite = instantiate(cfg.eval_suite, _convert_="all")
     phrasings = read_paraphrases(REPO / "conf" / "paraphrases" / source)
-    assert suite.env == env and len(phrasings) >= 4
+    assert env in ([suite.env] if isinstance(suite.env, str) else suite.env) and len(phrasings) >= 4
     assert list(suite.conditions) == ["nominal"] + [f"paraphrase_{i}" for i in range(1, len(phrasings) + 1)]
     assert [c["task"] for c in list(suite.conditions.values())[1:]] == phrasings
     assert cfg.env.task not in phrasings  # paraphrases, not the instruction itself

@@ -104,3 +104,16 @@ def test_default_scheduler_as_train_py_composes_it():
     assert sched.interval == "step"
     # cosine with 500 warmup steps: lr after 2 steps = 1e-4 * 2 / 500
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4 * 2 / 500)
+
+
+def test_dilated_encoder_doubles_the_feature_map_and_trains():
+    """``replace_final_stride_with_dilation``: the backbone's output stride goes from 32 to 16 (a 32x32 frame gives
+    2x2 feature cells instead of 1x1), the spatial softmax and the rest are built for it, and a step trains."""
+    plain, f = make(crop_shape=None)
+    dilated, _ = make(crop_shape=None, replace_final_stride_with_dilation=True)
+    h, w = plain.diffusion.rgb_encoder.feature_map_shape[1:]
+    assert dilated.diffusion.rgb_encoder.feature_map_shape[1:] == (2 * h, 2 * w)
+    loss, _ = dilated(batch(f, t_obs=2, t_act=8))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in dilated.diffusion.rgb_encoder.parameters() if p.requires_grad)

@@ -198,3 +198,12 @@ def test_convert_cli_refuses_non_empty_output(tmp_path, capsys):
     (tmp_path / "busy" / "x").write_text("x")
     assert main([str(out), str(tmp_path / "busy")]) == 1
     assert "not empty" in capsys.readouterr().err
+
+
+def test_dilated_diffusion_encoder_is_refused_by_the_lerobot_export(tmp_path):
+    """lerobot's Diffusion Policy has no dilated encoder: exporting one would load as another model there."""
+    torch.manual_seed(0)
+    f = features()
+    policy = DiffusionPolicy(f, stats(f), **{**TINY_DIFFUSION, "replace_final_stride_with_dilation": True})
+    with pytest.raises(LerobotFormatError, match="replace_final_stride_with_dilation"):
+        save_lerobot_pretrained(policy, tmp_path / "out")
