@@ -211,7 +211,8 @@ class RgbEncoder(nn.Module):
     Policy's observation encoder, Chi et al. 2023; VQ-BeT uses the same one).
 
     ``(N, 3, H, W) -> (N, 2 * num_keypoints)``. In training mode the crop is random (per image) when
-    ``crop_is_random``; in eval mode it is a center crop.
+    ``crop_is_random``; in eval mode it is a center crop. ``replace_final_stride_with_dilation`` dilates the
+    backbone's last stage (output stride 16 instead of 32: twice the feature cells per side for the keypoints).
 
     Raises:
         ValueError: ``crop_shape`` larger than the image.
