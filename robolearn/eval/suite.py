@@ -101,6 +101,11 @@ class Suite:
                 conditions[name] = {TASK_KEY: phrasing}
         self.conditions = conditions
 
+    @property
+    def envs(self) -> list[str] | None:
+        """The ``env.name`` values this suite accepts (``env`` as a list), or None for any env."""
+        return [self.env] if isinstance(self.env, str) else None if self.env is None else list(self.env)
+
 
 def read_paraphrases(path: str | os.PathLike) -> list[str]:
     """The phrasings in a paraphrase file: one instruction per line, surrounding spaces stripped, blank lines and
@@ -248,7 +253,7 @@ def evaluate_suite(policy: Policy, spec: EnvSpec, suite: Suite, n_episodes: int,
         TypeError: the env's ``make`` does not take a condition's arguments (raised when the condition's first env is
             built).
     """
-    envs = [suite.env] if isinstance(suite.env, str) else suite.env
+    envs = suite.envs
     if envs is not None and spec.name not in envs:
         raise ValueError(f"suite {suite.name!r} is written for env {' or '.join(map(repr, envs))}, not {spec.name!r}: "
                          f"pass env={envs[0]}")

@@ -26,7 +26,7 @@ def test_robustness_suite_config_builds_every_condition():
     cfg = _compose(["policy=scripted", "eval_suite=so101_robustness"])
     suite = instantiate(cfg.eval_suite, _convert_="all")
     assert isinstance(suite, Suite) and suite.env == ["so101_pick_place", "so101_pick_place_scene_camera"]
-    assert cfg.env.name in suite.env
+    assert cfg.env.name in suite.envs
     assert list(suite.conditions)[0] == "nominal" and suite.conditions["nominal"] == {}
     kinds = set()
     for name, kwargs in suite.conditions.items():
@@ -147,7 +147,7 @@ def test_language_suite_configs_read_the_paraphrase_files(suite_name, env, sourc
     cfg = _compose(["policy=scripted", f"env={env}", f"eval_suite={suite_name}"])
     suite = instantiate(cfg.eval_suite, _convert_="all")
     phrasings = read_paraphrases(REPO / "conf" / "paraphrases" / source)
-    assert env in ([suite.env] if isinstance(suite.env, str) else suite.env) and len(phrasings) >= 4
+    assert env in suite.envs and len(phrasings) >= 4
     assert list(suite.conditions) == ["nominal"] + [f"paraphrase_{i}" for i in range(1, len(phrasings) + 1)]
     assert [c["task"] for c in list(suite.conditions.values())[1:]] == phrasings
     assert cfg.env.task not in phrasings  # paraphrases, not the instruction itself
